@@ -295,25 +295,32 @@ static const command_rec ev2_cmds[] = {
     LISTEN_COMMANDS,
     AP_GRACEFUL_SHUTDOWN_TIMEOUT_COMMAND,
     AP_INIT_TAKE1("StartServers", set_daemons_to_start, NULL, RSRC_CONF,
-                  "Number of child processes launched at server startup"),
+                  "Number of child processes launched at server startup (1-20000, "
+                  "default 3)"),
     AP_INIT_TAKE1("MinSpareThreads", set_min_spare_threads, NULL, RSRC_CONF,
-                  "Minimum number of idle threads, to handle request spikes"),
+                  "Minimum number of idle threads, to handle request spikes "
+                  "(1-2147483647, default 75)"),
     AP_INIT_TAKE1("MaxSpareThreads", set_max_spare_threads, NULL, RSRC_CONF,
-                  "Maximum number of idle threads"),
+                  "Maximum number of idle threads (1-2147483647, default 250)"),
     AP_INIT_TAKE1("MaxClients", set_max_workers, NULL, RSRC_CONF,
-                  "Deprecated name of MaxRequestWorkers"),
+                  "Deprecated name of MaxRequestWorkers (1-2147483647)"),
     AP_INIT_TAKE1("MaxRequestWorkers", set_max_workers, NULL, RSRC_CONF,
-                  "Maximum number of threads alive at the same time"),
+                  "Maximum number of threads alive at the same time "
+                  "(1-2147483647, default 400)"),
     AP_INIT_TAKE1("ThreadsPerChild", set_threads_per_child, NULL, RSRC_CONF,
-                  "Number of worker threads each child process creates"),
+                  "Number of worker threads each child process creates "
+                  "(1-100000, default 25)"),
     AP_INIT_TAKE1("ServerLimit", set_server_limit, NULL, RSRC_CONF,
-                  "Maximum number of child processes (scoreboard slots)"),
+                  "Maximum number of child processes (scoreboard slots; "
+                  "1-20000, default 16)"),
     AP_INIT_TAKE1("ThreadLimit", set_thread_limit, NULL, RSRC_CONF,
-                  "Maximum worker threads in a process (scoreboard size)"),
+                  "Maximum worker threads in a process (scoreboard size; "
+                  "1-100000, default 64)"),
     AP_INIT_TAKE1("AsyncRequestWorkerFactor", set_worker_factor, NULL,
                   RSRC_CONF,
                   "How many connections a child may hold per idle worker "
-                  "beyond ThreadsPerChild (may be fractional)"),
+                  "beyond ThreadsPerChild (0.001-100000, fractions allowed, "
+                  "default 2)"),
     { NULL }
 };
 
@@ -1879,7 +1886,10 @@ static void accept_on(ev2_lsock_t *ls)
             return;
         }
         apr_allocator_max_free_set(allocator, ap_max_mem_free);
-        if (apr_pool_create_ex(&ptrans, ev2_pconf, NULL, allocator)
+        /* A child of the runtime pool (itself a child of pconf, so its
+         * creation is thread-safe): the pools the fdqueue keeps for reuse
+         * are then still alive when its cleanup destroys them. */
+        if (apr_pool_create_ex(&ptrans, child->pool, NULL, allocator)
             != APR_SUCCESS) {
             apr_allocator_destroy(allocator);
             disable_listeners();
