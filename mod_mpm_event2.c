@@ -1860,75 +1860,97 @@ static apr_time_t close_keepalives(apr_time_t now)
                                      : oldest + EV2_KEEPALIVE_MIN_IDLE;
 }
 
+/* Most connections accepted in one go from one listening socket before
+ * the listener looks at its other events again. */
+#define EV2_ACCEPT_BATCH 32
+
+static apr_pool_t *new_conn_pool(void)
+{
+    apr_allocator_t *allocator;
+    apr_pool_t *ptrans = ev2_fdq_pool_get(child->fdq);
+
+    if (ptrans) {
+        return ptrans;
+    }
+    if (apr_allocator_create(&allocator) != APR_SUCCESS) {
+        return NULL;
+    }
+    apr_allocator_max_free_set(allocator, ap_max_mem_free);
+    /* A child of the runtime pool (itself a child of pconf, so its
+     * creation is thread-safe): the pools the fdqueue keeps for reuse
+     * are then still alive when its cleanup destroys them. */
+    if (apr_pool_create_ex(&ptrans, child->pool, NULL, allocator)
+        != APR_SUCCESS) {
+        apr_allocator_destroy(allocator);
+        return NULL;
+    }
+    apr_allocator_owner_set(allocator, ptrans);
+    apr_pool_tag(ptrans, "transaction");
+    return ptrans;
+}
+
+static void recycle_conn_pool(apr_pool_t *p)
+{
+    if (ev2_fdq_pool_put(child->fdq, p) != APR_SUCCESS) {
+        apr_pool_destroy(p);
+    }
+}
+
+/* Accept what waits on ls while admission allows, up to a batch. */
 static void accept_on(ev2_lsock_t *ls)
 {
-    apr_pool_t *ptrans;
-    void *csd = NULL;
-    apr_status_t rv;
-    ev2_conn_t *cs;
+    int n;
 
-    if (!admission_open()) {
-        disable_listeners();
-        if (ev2_fdq_idle(child->fdq) <= 0) {
-            /* Every worker is busy and a client waits to connect: free
-             * what the idle ones hold so they can go elsewhere. */
-            close_keepalives(mono_now());
+    for (n = 0; n < EV2_ACCEPT_BATCH; n++) {
+        apr_pool_t *ptrans;
+        void *csd = NULL;
+        apr_status_t rv;
+        ev2_conn_t *cs;
+
+        if (!admission_open()) {
+            disable_listeners();
+            if (ev2_fdq_idle(child->fdq) <= 0) {
+                /* Every worker is busy and a client waits to connect:
+                 * free what the idle ones hold so they can go elsewhere. */
+                close_keepalives(mono_now());
+            }
+            return;
         }
-        return;
-    }
-
-    ptrans = ev2_fdq_pool_get(child->fdq);
-    if (!ptrans) {
-        apr_allocator_t *allocator;
-
-        if (apr_allocator_create(&allocator) != APR_SUCCESS) {
+        if ((ptrans = new_conn_pool()) == NULL) {
             disable_listeners();
             return;
         }
-        apr_allocator_max_free_set(allocator, ap_max_mem_free);
-        /* A child of the runtime pool (itself a child of pconf, so its
-         * creation is thread-safe): the pools the fdqueue keeps for reuse
-         * are then still alive when its cleanup destroys them. */
-        if (apr_pool_create_ex(&ptrans, child->pool, NULL, allocator)
-            != APR_SUCCESS) {
-            apr_allocator_destroy(allocator);
-            disable_listeners();
+        rv = ls->lr->accept_func(&csd, ls->lr, ptrans);
+        if (rv != APR_SUCCESS || !csd) {
+            recycle_conn_pool(ptrans);
+            if (rv == APR_EGENERAL) {
+                /* Out of descriptors or memory: back off instead of
+                 * spinning, and free what idle connections hold. */
+                apr_thread_mutex_lock(child->qlock);
+                child->accept_backoff_until = mono_now() + EV2_ACCEPT_BACKOFF;
+                apr_thread_mutex_unlock(child->qlock);
+                disable_listeners();
+                close_keepalives(mono_now());
+            }
+            /* EAGAIN: another child won the race, or the queue is empty. */
             return;
         }
-        apr_allocator_owner_set(allocator, ptrans);
-        apr_pool_tag(ptrans, "transaction");
-    }
 
-    rv = ls->lr->accept_func(&csd, ls->lr, ptrans);
-    if (rv != APR_SUCCESS || !csd) {
-        if (ev2_fdq_pool_put(child->fdq, ptrans) != APR_SUCCESS) {
-            apr_pool_destroy(ptrans);
-        }
-        if (rv == APR_EGENERAL) {
-            /* Out of descriptors or memory: back off instead of spinning,
-             * and free what idle connections hold. */
-            apr_thread_mutex_lock(child->qlock);
-            child->accept_backoff_until = mono_now() + EV2_ACCEPT_BACKOFF;
-            apr_thread_mutex_unlock(child->qlock);
-            disable_listeners();
-            close_keepalives(mono_now());
-        }
-        return;
-    }
+        cs = apr_pcalloc(ptrans, sizeof(*cs));
+        cs->item.kind = EV2_ITEM_CONN;
+        cs->p = ptrans;
+        cs->sd = csd;
+        ev2_tq_entry_init(&cs->tq);
+        apr_atomic_inc32(&child->conns);
+        push_item(&cs->item);
 
-    cs = apr_pcalloc(ptrans, sizeof(*cs));
-    cs->item.kind = EV2_ITEM_CONN;
-    cs->p = ptrans;
-    cs->sd = csd;
-    ev2_tq_entry_init(&cs->tq);
-    apr_atomic_inc32(&child->conns);
+        if (child->conns_left > 0 && --child->conns_left == 0) {
+            /* MaxConnectionsPerChild: this was the last one. */
+            signal_threads(EV2_GRACEFUL);
+            break;
+        }
+    }
     publish_conn_counts();
-    push_item(&cs->item);
-
-    if (child->conns_left > 0 && --child->conns_left == 0) {
-        /* MaxConnectionsPerChild: this was the last one. */
-        signal_threads(EV2_GRACEFUL);
-    }
 }
 
 static void conn_ready(ev2_conn_t *cs)
@@ -2112,7 +2134,8 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
             ev2_item_t *item = out[i].client_data;
 
             if (item->kind == EV2_ITEM_LISTENER) {
-                if (!draining && !apr_atomic_read32(&child->accepting_off)) {
+                if (!is_stopping()
+                    && !apr_atomic_read32(&child->accepting_off)) {
                     accept_on((ev2_lsock_t *)item);
                 }
             }
@@ -2287,9 +2310,7 @@ static void conn_release(ev2_worker_t *w, ev2_conn_t *cs)
 
     set_busy(w, NULL);
     /* Clearing the pool closes the socket and runs conn_cleanup. */
-    if (ev2_fdq_pool_put(child->fdq, p) != APR_SUCCESS) {
-        apr_pool_destroy(p);
-    }
+    recycle_conn_pool(p);
 }
 
 static long conn_id(ev2_worker_t *w)
