@@ -166,6 +166,10 @@ typedef struct {
     int scoreboard_full_reported;
     int hold_off_on_exponential_spawning;
     int abrupt_deaths;          /* children killed by a signal in a row */
+    /* Per slot, parent-private: the child no longer counts as active
+     * (it is stopping).  Kept here rather than read back from the
+     * child-writable scoreboard. */
+    char *uncounted;
 } ev2_retained_t;
 
 static ev2_retained_t *retained;
@@ -772,9 +776,10 @@ static void child_exited(int slot, pid_t pid, ap_generation_t gen)
     for (i = 0; i < cfg.thread_limit; i++) {
         ap_update_child_status_from_indexes(slot, i, SERVER_DEAD, NULL);
     }
-    if (ps->quiescing != 2) {
+    if (!retained->uncounted[slot]) {
         retained->active_daemons--;
     }
+    retained->uncounted[slot] = 0;
     retained->total_daemons--;
     ps->pid = 0;
     ps->quiescing = 0;
@@ -828,6 +833,7 @@ static int make_child(server_rec *s, int slot, int bucket)
     ps->bucket = 0;
     ps->generation = retained->mpm->my_generation;
     ps->pid = pid;
+    retained->uncounted[slot] = 0;
     retained->active_daemons++;
     retained->total_daemons++;
     ap_run_child_status(ap_server_conf, pid, retained->mpm->my_generation,
@@ -835,11 +841,12 @@ static int make_child(server_rec *s, int slot, int bucket)
     return 0;
 }
 
-static void startup_children(int number)
+/* Start up to number children in free slots; returns how many started. */
+static int startup_children(int number)
 {
-    int i;
+    int i, started = 0;
 
-    for (i = 0; number > 0 && i < cfg.server_limit; i++) {
+    for (i = 0; started < number && i < cfg.server_limit; i++) {
         if (ap_get_scoreboard_process(i)->pid != 0) {
             continue;
         }
@@ -849,7 +856,17 @@ static void startup_children(int number)
         if (make_child(ap_server_conf, i, i % retained->mpm->num_buckets) < 0) {
             break;
         }
-        number--;
+        started++;
+    }
+    return started;
+}
+
+/* Stop counting slot's child as active (it is stopping). */
+static void uncount_child(int slot)
+{
+    if (!retained->uncounted[slot]) {
+        retained->uncounted[slot] = 1;
+        retained->active_daemons--;
     }
 }
 
@@ -879,7 +896,7 @@ static void perform_idle_server_maintenance(int bucket)
             /* It told us it stopped accepting: it no longer counts
              * against MaxRequestWorkers. */
             ps->quiescing = 2;
-            retained->active_daemons--;
+            uncount_child(i);
         }
         if (i % num_buckets != bucket || ps->quiescing || ps->not_accepting
             || ps->generation != retained->mpm->my_generation) {
@@ -1013,7 +1030,8 @@ static void server_main_loop(int remaining_children_to_start)
                     }
                 }
                 else if (remaining_children_to_start
-                         && slot < cfg.active_daemons_limit) {
+                         && retained->active_daemons
+                            < cfg.active_daemons_limit) {
                     make_child(ap_server_conf, slot,
                                slot % retained->mpm->num_buckets);
                     remaining_children_to_start--;
@@ -1044,6 +1062,8 @@ static void server_main_loop(int remaining_children_to_start)
             continue;
         }
         if (remaining_children_to_start) {
+            /* What could not start now (no free slot yet) is left to
+             * idle maintenance. */
             startup_children(remaining_children_to_start);
             remaining_children_to_start = 0;
             continue;
@@ -1125,6 +1145,13 @@ static int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s)
     }
     ap_scoreboard_image->global->running_generation =
         retained->mpm->my_generation;
+    if (!retained->uncounted) {
+        /* ServerLimit cannot change until a full stop. */
+        retained->uncounted = apr_pcalloc(ap_pglobal, cfg.server_limit);
+    }
+    if (!retained->mpm->was_graceful) {
+        memset(retained->uncounted, 0, cfg.server_limit);
+    }
     ap_log_pid(pconf, ap_pid_fname);
     ap_unixd_mpm_set_signals(pconf, one_process);
     retained->maxworkers_reported = 0;
@@ -1148,11 +1175,16 @@ static int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s)
     else {
         /* Old children drain in their slots: start the new generation in
          * the free ones now, the rest as old children leave. */
-        int free_slots = cfg.server_limit - retained->total_daemons;
-        int now = remaining < free_slots ? remaining : free_slots;
+        int i;
 
-        startup_children(now);
-        remaining -= now;
+        for (i = 0; i < retained->max_daemon_used; i++) {
+            process_score *ps = ap_get_scoreboard_process(i);
+
+            if (ps->pid && ps->generation != retained->mpm->my_generation) {
+                uncount_child(i);
+            }
+        }
+        remaining -= startup_children(remaining);
         retained->hold_off_on_exponential_spawning = 10;
     }
 
