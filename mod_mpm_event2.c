@@ -486,7 +486,8 @@ typedef struct {
     apr_size_t timers_alloc;
     apr_time_t sleep_until;     /* listener's planned wake-up, or -1 */
     apr_time_t accept_backoff_until;
-    apr_time_t drain_keepalive_at;  /* stopping: next keep-alive to close */
+    apr_time_t drain_at;        /* stopping: next keep-alive or linger
+                                 * connection to close early */
 
     /* busy_lock guards busy[]: the connection each worker runs, so an
      * ungraceful stop can shutdown() their sockets without racing a
@@ -712,7 +713,9 @@ static apr_status_t ev2_register_timed_callback(apr_time_t t,
     ev2_timer_ev_t *te;
     int wake = 0;
 
-    if (!child || !child->timers || is_stopping()) {
+    /* A draining child still runs callbacks: a paced response
+     * (mod_dialup) in flight must be able to finish. */
+    if (!child || !child->timers || is_ungraceful()) {
         return APR_ENOTIMPL;
     }
     apr_thread_mutex_lock(child->qlock);
@@ -1522,7 +1525,7 @@ static void setup_runtime(int slot)
     }
     child->timers = ev2_theap_create(child->pool);
     child->sleep_until = EV2_NO_DEADLINE;
-    child->drain_keepalive_at = EV2_NO_DEADLINE;
+    child->drain_at = EV2_NO_DEADLINE;
     child->busy = apr_pcalloc(child->pool,
                               cfg.threads_per_child * sizeof(*child->busy));
     child->workers = apr_pcalloc(child->pool,
@@ -2025,12 +2028,35 @@ static void expire_queues(apr_time_t now, int draining)
 
     if (draining) {
         /* A stopping child closes its keep-alive connections now, each
-         * once it is surely idle. */
-        apr_time_t next = close_keepalives(now);
+         * once it is surely idle, and gives lingering closes the short
+         * budget only, so that it can exit. */
+        apr_interval_time_t cut = EV2_LINGER_NORMAL - EV2_LINGER_SHORT;
+        apr_time_t next = close_keepalives(now), lnext;
 
-        apr_thread_mutex_lock(child->qlock);
-        child->drain_keepalive_at = next;
-        apr_thread_mutex_unlock(child->qlock);
+        for (;;) {
+            ev2_conn_t *cs;
+
+            apr_thread_mutex_lock(child->qlock);
+            e = ev2_tq_pop_expired(queues.linger_q, now + cut);
+            lnext = ev2_tq_next_deadline(queues.linger_q);
+            if (e) {
+                publish_queue_counts();
+            }
+            else {
+                if (lnext != EV2_NO_DEADLINE
+                    && (next == EV2_NO_DEADLINE || lnext - cut < next)) {
+                    next = lnext - cut;
+                }
+                child->drain_at = next;
+            }
+            apr_thread_mutex_unlock(child->qlock);
+            if (!e) {
+                break;
+            }
+            cs = EV2_CONTAINER(e, ev2_conn_t, tq);
+            apr_pollset_remove(child->pollset, &cs->pfd);
+            close_parked(cs, 0);
+        }
     }
     for (;;) {
         ev2_conn_t *cs;
@@ -2082,7 +2108,7 @@ static apr_interval_time_t next_timeout(apr_time_t now)
     if (b != EV2_NO_DEADLINE && (d == EV2_NO_DEADLINE || b < d)) {
         d = b;
     }
-    b = child->drain_keepalive_at;
+    b = child->drain_at;
     if (b != EV2_NO_DEADLINE && (d == EV2_NO_DEADLINE || b < d)) {
         d = b;
     }
