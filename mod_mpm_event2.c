@@ -517,6 +517,15 @@ typedef struct {
 
 static ev2_child_t *child;
 
+/* The earlier of two deadlines, either of which may be EV2_NO_DEADLINE. */
+static apr_time_t earliest(apr_time_t a, apr_time_t b)
+{
+    if (a == EV2_NO_DEADLINE) {
+        return b;
+    }
+    return (b == EV2_NO_DEADLINE || a < b) ? a : b;
+}
+
 static apr_time_t mono_now(void)
 {
     struct timespec ts;
@@ -1759,26 +1768,22 @@ static void child_main(int slot, int bucket)
 /* Listener thread                                                      */
 /* ------------------------------------------------------------------ */
 
-static void enable_listeners(void)
+/* Put the listening sockets in the pollset or take them out; mod_status
+ * shows the latter as "accepting: no". */
+static void set_accepting(int on)
 {
     int i;
 
     for (i = 0; i < child->num_lsocks; i++) {
-        apr_pollset_add(child->pollset, &child->lsocks[i].pfd);
+        if (on) {
+            apr_pollset_add(child->pollset, &child->lsocks[i].pfd);
+        }
+        else {
+            apr_pollset_remove(child->pollset, &child->lsocks[i].pfd);
+        }
     }
-    apr_atomic_set32(&child->accepting_off, 0);
-    ap_get_scoreboard_process(child->slot)->not_accepting = 0;
-}
-
-static void disable_listeners(void)
-{
-    int i;
-
-    for (i = 0; i < child->num_lsocks; i++) {
-        apr_pollset_remove(child->pollset, &child->lsocks[i].pfd);
-    }
-    apr_atomic_set32(&child->accepting_off, 1);
-    ap_get_scoreboard_process(child->slot)->not_accepting = 1;
+    apr_atomic_set32(&child->accepting_off, !on);
+    ap_get_scoreboard_process(child->slot)->not_accepting = !on;
 }
 
 /* The admission rule: connections not closing must stay below
@@ -1861,6 +1866,16 @@ static ev2_tq_entry_t *pop_oldest_keepalive(apr_time_t idle_since,
     return ev2_tq_pop_head(oldest_q);
 }
 
+/* A connection just popped from its timeout queue (under qlock, by the
+ * listener): out of the pollset, and to a worker to be closed. */
+static void close_popped(ev2_tq_entry_t *e, int is_keepalive)
+{
+    ev2_conn_t *cs = EV2_CONTAINER(e, ev2_conn_t, tq);
+
+    apr_pollset_remove(child->pollset, &cs->pfd);
+    close_parked(cs, is_keepalive);
+}
+
 /* Close the keep-alive connections idle for EV2_KEEPALIVE_MIN_IDLE or
  * more, oldest first.  Returns when the next one will qualify, or
  * EV2_NO_DEADLINE.  Listener only. */
@@ -1871,7 +1886,6 @@ static apr_time_t close_keepalives(apr_time_t now)
 
     for (;;) {
         ev2_tq_entry_t *e;
-        ev2_conn_t *cs;
 
         apr_thread_mutex_lock(child->qlock);
         e = pop_oldest_keepalive(now - EV2_KEEPALIVE_MIN_IDLE, &oldest);
@@ -1882,9 +1896,7 @@ static apr_time_t close_keepalives(apr_time_t now)
         if (!e) {
             break;
         }
-        cs = EV2_CONTAINER(e, ev2_conn_t, tq);
-        apr_pollset_remove(child->pollset, &cs->pfd);
-        close_parked(cs, 1);
+        close_popped(e, 1);
         n++;
     }
     if (n) {
@@ -1943,7 +1955,7 @@ static void accept_on(ev2_lsock_t *ls)
         ev2_conn_t *cs;
 
         if (!admission_open()) {
-            disable_listeners();
+            set_accepting(0);
             if (ev2_fdq_idle(child->fdq) <= 0) {
                 /* Every worker is busy and a client waits to connect:
                  * free what the idle ones hold so they can go elsewhere. */
@@ -1952,7 +1964,7 @@ static void accept_on(ev2_lsock_t *ls)
             return;
         }
         if ((ptrans = new_conn_pool()) == NULL) {
-            disable_listeners();
+            set_accepting(0);
             return;
         }
         rv = ls->lr->accept_func(&csd, ls->lr, ptrans);
@@ -1964,7 +1976,7 @@ static void accept_on(ev2_lsock_t *ls)
                 apr_thread_mutex_lock(child->qlock);
                 child->accept_backoff_until = mono_now() + EV2_ACCEPT_BACKOFF;
                 apr_thread_mutex_unlock(child->qlock);
-                disable_listeners();
+                set_accepting(0);
                 close_keepalives(mono_now());
             }
             /* EAGAIN: another child won the race, or the queue is empty. */
@@ -2034,8 +2046,6 @@ static void expire_queues(apr_time_t now, int draining)
         apr_time_t next = close_keepalives(now), lnext;
 
         for (;;) {
-            ev2_conn_t *cs;
-
             apr_thread_mutex_lock(child->qlock);
             e = ev2_tq_pop_expired(queues.linger_q, now + cut);
             lnext = ev2_tq_next_deadline(queues.linger_q);
@@ -2043,24 +2053,17 @@ static void expire_queues(apr_time_t now, int draining)
                 publish_queue_counts();
             }
             else {
-                if (lnext != EV2_NO_DEADLINE
-                    && (next == EV2_NO_DEADLINE || lnext - cut < next)) {
-                    next = lnext - cut;
-                }
-                child->drain_at = next;
+                child->drain_at = earliest(next, lnext == EV2_NO_DEADLINE
+                                                 ? lnext : lnext - cut);
             }
             apr_thread_mutex_unlock(child->qlock);
             if (!e) {
                 break;
             }
-            cs = EV2_CONTAINER(e, ev2_conn_t, tq);
-            apr_pollset_remove(child->pollset, &cs->pfd);
-            close_parked(cs, 0);
+            close_popped(e, 0);
         }
     }
     for (;;) {
-        ev2_conn_t *cs;
-
         apr_thread_mutex_lock(child->qlock);
         e = ev2_tq_set_pop_expired(queues.set, now);
         if (e) {
@@ -2070,9 +2073,8 @@ static void expire_queues(apr_time_t now, int draining)
         if (!e) {
             break;
         }
-        cs = EV2_CONTAINER(e, ev2_conn_t, tq);
-        apr_pollset_remove(child->pollset, &cs->pfd);
-        close_parked(cs, cs->pub.state == CONN_STATE_KEEPALIVE);
+        close_popped(e, EV2_CONTAINER(e, ev2_conn_t, tq)->pub.state
+                        == CONN_STATE_KEEPALIVE);
     }
 }
 
@@ -2095,23 +2097,15 @@ static void run_due_timers(apr_time_t now)
  * to the millisecond; forever when nothing waits. */
 static apr_interval_time_t next_timeout(apr_time_t now)
 {
-    apr_time_t d, t, b;
+    apr_time_t d;
 
     apr_thread_mutex_lock(child->qlock);
-    d = ev2_tq_set_next_deadline(queues.set);
-    t = ev2_theap_next_deadline(child->timers);
-    b = child->accept_backoff_until ? child->accept_backoff_until
-                                    : EV2_NO_DEADLINE;
-    if (t != EV2_NO_DEADLINE && (d == EV2_NO_DEADLINE || t < d)) {
-        d = t;
+    d = earliest(ev2_tq_set_next_deadline(queues.set),
+                 ev2_theap_next_deadline(child->timers));
+    if (child->accept_backoff_until) {
+        d = earliest(d, child->accept_backoff_until);
     }
-    if (b != EV2_NO_DEADLINE && (d == EV2_NO_DEADLINE || b < d)) {
-        d = b;
-    }
-    b = child->drain_at;
-    if (b != EV2_NO_DEADLINE && (d == EV2_NO_DEADLINE || b < d)) {
-        d = b;
-    }
+    d = earliest(d, child->drain_at);
     child->sleep_until = d;
     apr_thread_mutex_unlock(child->qlock);
 
@@ -2131,7 +2125,7 @@ static void begin_drain(void)
     int i;
 
     if (!apr_atomic_read32(&child->accepting_off)) {
-        disable_listeners();
+        set_accepting(0);
     }
     ap_close_listeners_ex(my_bucket->listeners);
     ps->quiescing = 1;
@@ -2153,7 +2147,7 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
     int draining = 0;
 
     (void)thd; (void)arg;
-    enable_listeners();
+    set_accepting(1);
 
     for (;;) {
         apr_int32_t num = 0;
@@ -2217,7 +2211,7 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
             apr_thread_mutex_unlock(child->qlock);
             if (apr_atomic_read32(&child->accepting_off) && !backoff
                 && admission_open()) {
-                enable_listeners();
+                set_accepting(1);
             }
         }
         publish_conn_counts();
