@@ -57,6 +57,9 @@ struct ev2_fdq_t {
     unsigned int npools;
     unsigned int max_pools;
 
+    ev2_fdq_idle_hook_fn *idle_hook;    /* set once, before any pop */
+    void *idle_hook_arg;
+
     /* waiting - queued, for ev2_fdq_idle() to read without the lock.
      * Written only under lock, so writers never race each other; the
      * atomic store/load only make the unlocked read well defined. */
@@ -193,6 +196,16 @@ apr_status_t ev2_fdq_pop(ev2_fdq_t *q, ev2_fdq_elem_t **elem)
         q->waiting++;
         publish_idle(q);
 
+        if (q->idle_hook) {
+            /* Outside the lock: the hook may wake other threads or take
+             * their locks.  We still count as waiting meanwhile; a push in
+             * this gap signals nobody, but the loop below sees its item
+             * before it would block. */
+            apr_thread_mutex_unlock(q->lock);
+            q->idle_hook(q->idle_hook_arg);
+            apr_thread_mutex_lock(q->lock);
+        }
+
         /* Loop on the condition itself: a wake-up may be spurious, or a
          * popper that never slept may have taken the item first. */
         while (!q->head && !q->is_terminated && q->interrupt_gen == gen) {
@@ -230,6 +243,12 @@ apr_status_t ev2_fdq_pop(ev2_fdq_t *q, ev2_fdq_elem_t **elem)
 
     (*elem)->next = NULL;
     return APR_SUCCESS;
+}
+
+void ev2_fdq_set_idle_hook(ev2_fdq_t *q, ev2_fdq_idle_hook_fn *fn, void *arg)
+{
+    q->idle_hook = fn;
+    q->idle_hook_arg = arg;
 }
 
 int ev2_fdq_idle(const ev2_fdq_t *q)

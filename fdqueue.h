@@ -57,6 +57,13 @@ apr_status_t ev2_fdq_push(ev2_fdq_t *q, ev2_fdq_elem_t *elem);
  *  (*elem NULL).  Items queued before ev2_fdq_term() are still handed out. */
 apr_status_t ev2_fdq_pop(ev2_fdq_t *q, ev2_fdq_elem_t **elem);
 
+/** Called by a popper that is about to block, after it counts as idle
+ *  (ev2_fdq_idle() already includes it), without the queue's lock held.
+ *  Lets the owner react to "a worker just became idle" with no window in
+ *  which the count went up but nobody looked.  Set before any pop. */
+typedef void ev2_fdq_idle_hook_fn(void *arg);
+void ev2_fdq_set_idle_hook(ev2_fdq_t *q, ev2_fdq_idle_hook_fn *fn, void *arg);
+
 /** Idle workers right now: poppers waiting minus items queued. */
 int ev2_fdq_idle(const ev2_fdq_t *q);
 

@@ -1497,6 +1497,7 @@ static void signal_threads(ev2_stop_mode_e mode)
 
 static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg);
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *thd, void *arg);
+static void worker_went_idle(void *arg);
 
 static void child_fatal(const char *what, apr_status_t rv)
 {
@@ -1525,6 +1526,7 @@ static void setup_runtime(int slot)
         != APR_SUCCESS) {
         child_fatal("ev2_fdq_create failed", rv);
     }
+    ev2_fdq_set_idle_hook(child->fdq, worker_went_idle, NULL);
     if ((rv = apr_thread_mutex_create(&child->qlock, APR_THREAD_MUTEX_DEFAULT,
                                       child->pool)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&child->busy_lock,
@@ -2238,6 +2240,19 @@ static void set_busy(ev2_worker_t *w, ev2_conn_t *cs)
     apr_thread_mutex_unlock(child->busy_lock);
 }
 
+/* fdqueue idle hook: a worker is about to block and already counts as
+ * idle.  If the listener closed admission, it may reopen it now.  The
+ * listener switches accepting off before it re-checks admission, and we
+ * count ourselves idle before we read the flag: one of the two sees the
+ * other (the lost wake-up that left a child deaf with every worker idle). */
+static void worker_went_idle(void *arg)
+{
+    (void)arg;
+    if (apr_atomic_read32(&child->accepting_off)) {
+        wake_listener();
+    }
+}
+
 /* While stopping, a worker beyond what the remaining connections need
  * may leave; the count is claimed atomically so they don't all go. */
 static int may_leave_early(void)
@@ -2280,10 +2295,6 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thd, void *arg)
                                             is_stopping() ? SERVER_GRACEFUL
                                                           : SERVER_READY,
                                             NULL);
-        if (apr_atomic_read32(&child->accepting_off)) {
-            /* One more idle worker may reopen admission. */
-            wake_listener();
-        }
         rv = ev2_fdq_pop(child->fdq, &elem);
         if (rv == APR_EOF) {
             break;

@@ -734,6 +734,61 @@ static void run_stress(int with_interrupts)
     finish(st.q, p);
 }
 
+typedef struct {
+    ev2_fdq_t *q;
+    volatile apr_uint32_t calls;
+    volatile apr_uint32_t idle_seen;    /* ev2_fdq_idle() inside the hook */
+} hook_probe_t;
+
+static void probe_hook(void *arg)
+{
+    hook_probe_t *hp = arg;
+
+    apr_atomic_set32(&hp->idle_seen, (apr_uint32_t)ev2_fdq_idle(hp->q));
+    apr_atomic_inc32(&hp->calls);
+}
+
+/* The hook runs when a popper is about to block, already counted idle
+ * (so an owner that checks its own state in the hook cannot miss the
+ * new idle worker), and not when work is waiting. */
+static void idle_hook_runs_before_blocking_with_idle_counted(void)
+{
+    apr_pool_t *p = new_pool();
+    ev2_fdq_t *q = new_queue(0, p);
+    hook_probe_t hp;
+    popper_t pp;
+    item_t it[2];
+    ev2_fdq_elem_t *e;
+    apr_time_t limit;
+
+    init_items(it, 2);
+    hp.q = q;
+    apr_atomic_set32(&hp.calls, 0);
+    apr_atomic_set32(&hp.idle_seen, 0);
+    ev2_fdq_set_idle_hook(q, probe_hook, &hp);
+
+    /* Work already queued: no blocking, no hook. */
+    is(ev2_fdq_push(q, &it[0].elem), APR_SUCCESS);
+    require_is(ev2_fdq_pop(q, &e), APR_SUCCESS);
+    is(apr_atomic_read32(&hp.calls), 0);
+
+    start_popper(&pp, q, p);
+    limit = apr_time_now() + apr_time_from_sec(2);
+    while (apr_atomic_read32(&hp.calls) == 0 && apr_time_now() < limit) {
+        apr_sleep(1000);
+    }
+    is(apr_atomic_read32(&hp.calls), 1);
+    is(apr_atomic_read32(&hp.idle_seen), 1);
+    wait_for_idle(q, 1);
+    is(ev2_fdq_push(q, &it[1].elem), APR_SUCCESS);
+    join(pp.thread);
+    is(pp.rv, APR_SUCCESS);
+    require(pp.got == &it[1].elem);
+    is(apr_atomic_read32(&hp.calls), 1);
+    is(ev2_fdq_pending(q), 0);
+    apr_pool_destroy(p);
+}
+
 static void stress_every_item_popped_exactly_once(void)
 {
     run_stress(0);
@@ -763,6 +818,7 @@ static const tap_test_t tests[] = {
     TAP_TEST(pool_put_after_term_returns_eagain),
     TAP_TEST(pool_drain_destroys_kept_pools),
     TAP_TEST(queue_pool_destroy_releases_kept_pools),
+    TAP_TEST(idle_hook_runs_before_blocking_with_idle_counted),
     TAP_TEST(stress_every_item_popped_exactly_once),
     TAP_TEST(stress_with_interrupts_loses_nothing),
     TAP_END
