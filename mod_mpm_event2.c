@@ -1822,12 +1822,49 @@ static void unpark(ev2_conn_t *cs)
     apr_pollset_remove(child->pollset, &cs->pfd);
 }
 
-/* Close a parked keep-alive connection early (expiry, overload, stop):
- * a worker sends what the protocol needs (TLS close_notify) and closes. */
+static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, apr_int16_t pollflags,
+                     apr_time_t stamp);
+
+/* Start the lingering close of an idle keep-alive connection here in the
+ * listener, without blocking: when every worker is busy, handing it to one
+ * would leave the client waiting for our FIN until a worker frees up.
+ * Only the start runs here (EOC through the filters, so mod_ssl still
+ * sends close_notify, then shutdown of our side); the connection then
+ * waits in the short linger queue, and the final close is a worker's.
+ * An idle keep-alive connection has nothing buffered to write, so the
+ * non-blocking flush has nothing to wait for.  Returns 0 if it could not
+ * be started here (the caller hands it to a worker). */
+static int linger_from_listener(ev2_conn_t *cs)
+{
+    conn_rec *c = cs->c;
+
+    /* Parked means suspended: keep the hooks paired around what we do
+     * (c->sbh stays NULL, the listener has no scoreboard slot). */
+    ap_run_resume_connection(c, cs->r);
+    apr_socket_timeout_set(cs->sd, 0);
+    if (ap_start_lingering_close(c)) {
+        ap_run_suspend_connection(c, cs->r);
+        return 0;
+    }
+    if (!cs->is_lingering) {
+        cs->is_lingering = 1;
+        apr_atomic_inc32(&child->lingering);
+    }
+    cs->pub.state = CONN_STATE_LINGER_SHORT;
+    cs->linger_since = mono_now();
+    return conn_park(cs, queues.short_linger_q, APR_POLLIN, cs->linger_since);
+}
+
+/* Close a parked connection early (expiry, overload, stop): a worker sends
+ * what the protocol needs (TLS close_notify) and closes; an idle keep-alive
+ * connection starts closing right here if no worker is free. */
 static void close_parked(ev2_conn_t *cs, int is_keepalive)
 {
     if (is_keepalive) {
         apr_table_setn(cs->c->notes, "short-lingering-close", "1");
+        if (ev2_fdq_idle(child->fdq) <= 0 && linger_from_listener(cs)) {
+            return;
+        }
     }
     if (cs->pub.state == CONN_STATE_LINGER_NORMAL
         || cs->pub.state == CONN_STATE_LINGER_SHORT) {
