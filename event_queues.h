@@ -117,8 +117,9 @@ typedef struct ev2_theap_t ev2_theap_t;
 /** What the caller embeds in a timer record. */
 typedef struct ev2_timer_t {
     apr_time_t when;        /* deadline; set before inserting */
-    apr_size_t index;       /* position in the heap; (apr_size_t)-1 if not in one */
-    apr_uint64_t seq;       /* insertion order, breaks ties (FIFO for equal when) */
+    apr_size_t index;       /* position in the heap; (apr_size_t)-1 if
+                             * not in one */
+    apr_uint64_t seq;       /* insertion order: equal deadlines pop FIFO */
 } ev2_timer_t;
 
 void ev2_timer_init(ev2_timer_t *t);

@@ -210,66 +210,43 @@ static const char *parse_int_arg(cmd_parms *cmd, const char *arg,
     return NULL;
 }
 
-static const char *set_int_directive(cmd_parms *cmd, const char *arg,
-                                     long lo, long hi, int *out)
+/* What an integer directive sets and the values it accepts. */
+typedef struct {
+    int *field;
+    long lo, hi;
+} ev2_int_directive_t;
+
+static ev2_int_directive_t start_servers_arg = {
+    &cfg.daemons_to_start, 1, EV2_MAX_SERVER_LIMIT };
+static ev2_int_directive_t min_spare_arg = {
+    &cfg.min_spare_threads, 1, INT_MAX };
+static ev2_int_directive_t max_spare_arg = {
+    &cfg.max_spare_threads, 1, INT_MAX };
+static ev2_int_directive_t max_workers_arg = {
+    &cfg.max_workers, 1, INT_MAX };
+static ev2_int_directive_t threads_per_child_arg = {
+    &cfg.threads_per_child, 1, EV2_MAX_THREAD_LIMIT };
+static ev2_int_directive_t server_limit_arg = {
+    &cfg.server_limit, 1, EV2_MAX_SERVER_LIMIT };
+static ev2_int_directive_t thread_limit_arg = {
+    &cfg.thread_limit, 1, EV2_MAX_THREAD_LIMIT };
+
+/* Every integer directive: server-wide only, a whole number in range. */
+static const char *set_int_directive(cmd_parms *cmd, void *d, const char *arg)
 {
+    const ev2_int_directive_t *what = cmd->info;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
+    (void)d;
     if (err != NULL) {
         return err;
     }
-    return parse_int_arg(cmd, arg, lo, hi, out);
-}
-
-static const char *set_daemons_to_start(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
-    return set_int_directive(cmd, arg, 1, EV2_MAX_SERVER_LIMIT,
-                             &cfg.daemons_to_start);
-}
-
-static const char *set_min_spare_threads(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
-    return set_int_directive(cmd, arg, 1, INT_MAX, &cfg.min_spare_threads);
-}
-
-static const char *set_max_spare_threads(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
-    return set_int_directive(cmd, arg, 1, INT_MAX, &cfg.max_spare_threads);
-}
-
-static const char *set_max_workers(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
     if (!strcasecmp(cmd->cmd->name, "MaxClients")) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, NULL, EV2LOG(001)
                      "MaxClients is deprecated, use MaxRequestWorkers "
                      "instead.");
     }
-    return set_int_directive(cmd, arg, 1, INT_MAX, &cfg.max_workers);
-}
-
-static const char *set_threads_per_child(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
-    return set_int_directive(cmd, arg, 1, EV2_MAX_THREAD_LIMIT,
-                             &cfg.threads_per_child);
-}
-
-static const char *set_server_limit(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
-    return set_int_directive(cmd, arg, 1, EV2_MAX_SERVER_LIMIT,
-                             &cfg.server_limit);
-}
-
-static const char *set_thread_limit(cmd_parms *cmd, void *d, const char *arg)
-{
-    (void)d;
-    return set_int_directive(cmd, arg, 1, EV2_MAX_THREAD_LIMIT,
-                             &cfg.thread_limit);
+    return parse_int_arg(cmd, arg, what->lo, what->hi, what->field);
 }
 
 static const char *set_worker_factor(cmd_parms *cmd, void *d, const char *arg)
@@ -298,26 +275,33 @@ static const char *set_worker_factor(cmd_parms *cmd, void *d, const char *arg)
 static const command_rec ev2_cmds[] = {
     LISTEN_COMMANDS,
     AP_GRACEFUL_SHUTDOWN_TIMEOUT_COMMAND,
-    AP_INIT_TAKE1("StartServers", set_daemons_to_start, NULL, RSRC_CONF,
-                  "Number of child processes launched at server startup (1-20000, "
-                  "default 3)"),
-    AP_INIT_TAKE1("MinSpareThreads", set_min_spare_threads, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("StartServers", set_int_directive, &start_servers_arg,
+                  RSRC_CONF,
+                  "Number of child processes launched at server startup "
+                  "(1-20000, default 3)"),
+    AP_INIT_TAKE1("MinSpareThreads", set_int_directive, &min_spare_arg,
+                  RSRC_CONF,
                   "Minimum number of idle threads, to handle request spikes "
                   "(1-2147483647, default 75)"),
-    AP_INIT_TAKE1("MaxSpareThreads", set_max_spare_threads, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("MaxSpareThreads", set_int_directive, &max_spare_arg,
+                  RSRC_CONF,
                   "Maximum number of idle threads (1-2147483647, default 250)"),
-    AP_INIT_TAKE1("MaxClients", set_max_workers, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("MaxClients", set_int_directive, &max_workers_arg, RSRC_CONF,
                   "Deprecated name of MaxRequestWorkers (1-2147483647)"),
-    AP_INIT_TAKE1("MaxRequestWorkers", set_max_workers, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("MaxRequestWorkers", set_int_directive, &max_workers_arg,
+                  RSRC_CONF,
                   "Maximum number of threads alive at the same time "
                   "(1-2147483647, default 400)"),
-    AP_INIT_TAKE1("ThreadsPerChild", set_threads_per_child, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ThreadsPerChild", set_int_directive, &threads_per_child_arg,
+                  RSRC_CONF,
                   "Number of worker threads each child process creates "
                   "(1-100000, default 25)"),
-    AP_INIT_TAKE1("ServerLimit", set_server_limit, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ServerLimit", set_int_directive, &server_limit_arg,
+                  RSRC_CONF,
                   "Maximum number of child processes (scoreboard slots; "
                   "1-20000, default 16)"),
-    AP_INIT_TAKE1("ThreadLimit", set_thread_limit, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ThreadLimit", set_int_directive, &thread_limit_arg,
+                  RSRC_CONF,
                   "Maximum worker threads in a process (scoreboard size; "
                   "1-100000, default 64)"),
     AP_INIT_TAKE1("AsyncRequestWorkerFactor", set_worker_factor, NULL,
@@ -1539,8 +1523,8 @@ static void setup_runtime(int slot)
     child->drain_at = EV2_NO_DEADLINE;
     child->busy = apr_pcalloc(child->pool,
                               cfg.threads_per_child * sizeof(*child->busy));
-    child->workers = apr_pcalloc(child->pool,
-                                 cfg.threads_per_child * sizeof(*child->workers));
+    child->workers = apr_pcalloc(child->pool, cfg.threads_per_child
+                                              * sizeof(*child->workers));
 
     for (n = 0, lr = my_bucket->listeners; lr; lr = lr->next) {
         n++;
@@ -2169,8 +2153,9 @@ static void begin_drain(void)
     ap_close_listeners_ex(my_bucket->listeners);
     ps->quiescing = 1;
     for (i = 0; i < cfg.threads_per_child; i++) {
-        worker_score *ws = ap_get_scoreboard_worker_from_indexes(child->slot, i);
+        worker_score *ws;
 
+        ws = ap_get_scoreboard_worker_from_indexes(child->slot, i);
         if (ws->status == SERVER_READY) {
             ap_update_child_status_from_indexes(child->slot, i,
                                                 SERVER_GRACEFUL, NULL);
