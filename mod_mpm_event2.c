@@ -2642,11 +2642,11 @@ static int conn_write_completion(ev2_conn_t *cs)
         cs->pub.state = CONN_STATE_PROCESSING;
         return 0;
     }
-    if (is_stopping()) {
-        apr_table_setn(c->notes, "short-lingering-close", "1");
-        cs->pub.state = CONN_STATE_LINGER;
-        return 0;
-    }
+    /* Even in a stopping child: this response promised keep-alive (it was
+     * made before the stop; later ones say "Connection: close"), and the
+     * client may be sending its next request right now.  Closing at once
+     * would fail that request; parked, the connection is closed by the
+     * drain once surely idle, or serves that one request first. */
     ap_update_child_status(c->sbh, SERVER_BUSY_KEEPALIVE, NULL);
     cs->pub.state = CONN_STATE_KEEPALIVE;
     if (conn_park(cs, cs->sc->keepalive_q, APR_POLLIN, mono_now())) {
