@@ -2056,6 +2056,29 @@ static void accept_on(ev2_lsock_t *ls)
     publish_conn_counts();
 }
 
+/* Read and discard, without blocking, what a lingering client still
+ * sends.  APR_EOF: it closed (or the socket failed), close ours.
+ * APR_EAGAIN: nothing more for now.  APR_SUCCESS: data kept coming for
+ * max_reads reads; look again later. */
+static apr_status_t linger_drain(ev2_conn_t *cs, int max_reads)
+{
+    char buf[2048];
+    int i;
+
+    for (i = 0; i < max_reads; i++) {
+        apr_size_t len = sizeof(buf);
+        apr_status_t rv = apr_socket_recv(cs->sd, buf, &len);
+
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return APR_EAGAIN;
+        }
+        if (rv != APR_SUCCESS || len == 0) {
+            return APR_EOF;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* A lingering connection became readable: drain it here without
  * blocking; on the client's EOF close it here too (its pool's cleanups
  * are CPU work, as in the stock listener), sparing a hand-off to a worker
@@ -2064,21 +2087,9 @@ static void accept_on(ev2_lsock_t *ls)
  * closed by workers (expire_queues). */
 static void linger_ready(ev2_conn_t *cs)
 {
-    char buf[2048];
-    int rounds;
-
-    for (rounds = 0; rounds < 16; rounds++) {
-        apr_size_t len = sizeof(buf);
-        apr_status_t rv = apr_socket_recv(cs->sd, buf, &len);
-
-        if (APR_STATUS_IS_EAGAIN(rv)) {
-            return;
-        }
-        if (rv != APR_SUCCESS || len == 0) {
-            unpark(cs);
-            recycle_conn_pool(cs->p);
-            return;
-        }
+    if (linger_drain(cs, 16) == APR_EOF) {
+        unpark(cs);
+        recycle_conn_pool(cs->p);
     }
 }
 
@@ -2663,8 +2674,6 @@ static int conn_write_completion(ev2_conn_t *cs)
 static int conn_linger(ev2_worker_t *w, ev2_conn_t *cs)
 {
     conn_rec *c = cs->c;
-    char buf[2048];
-    int rounds;
 
     if (cs->pub.state == CONN_STATE_LINGER) {
         int short_linger;
@@ -2686,21 +2695,9 @@ static int conn_linger(ev2_worker_t *w, ev2_conn_t *cs)
                                      : CONN_STATE_LINGER_NORMAL;
         cs->linger_since = mono_now();
     }
-    if (cs->is_expired) {
+    if (cs->is_expired || linger_drain(cs, 64) == APR_EOF) {
         conn_release(w, cs);
         return 1;
-    }
-    for (rounds = 0; rounds < 64; rounds++) {
-        apr_size_t len = sizeof(buf);
-        apr_status_t rv = apr_socket_recv(cs->sd, buf, &len);
-
-        if (APR_STATUS_IS_EAGAIN(rv)) {
-            break;
-        }
-        if (rv != APR_SUCCESS || len == 0) {
-            conn_release(w, cs);
-            return 1;
-        }
     }
     set_busy(w, NULL);
     if (conn_park(cs, cs->pub.state == CONN_STATE_LINGER_SHORT
