@@ -499,6 +499,9 @@ typedef struct {
     apr_thread_t *listener;
 } ev2_child_t;
 
+/* The one child runtime of this process.  Static storage, not pool
+ * memory: connection pool cleanups use it until the process exits. */
+static ev2_child_t the_child;
 static ev2_child_t *child;
 
 /* The earlier of two deadlines, either of which may be EV2_NO_DEADLINE. */
@@ -1731,10 +1734,7 @@ static void child_main(int slot, int bucket)
     retained->mpm->mpm_state = AP_MPMQ_STARTING;
     ap_fatal_signal_child_setup(ap_server_conf);
 
-    child = calloc(1, sizeof(*child));
-    if (!child) {
-        exit(APEXIT_CHILDSICK);
-    }
+    child = &the_child;
     apr_pool_create(&child->pchild, ev2_pconf);
     apr_pool_tag(child->pchild, "pchild");
 #if AP_HAS_THREAD_LOCAL
