@@ -85,6 +85,13 @@ sub request_string {
     return "$s\r\n";
 }
 
+# Bytes already read from the socket by a lower layer that select() does
+# not see (TLS, in Ev2HTTPS); none for plain TCP.
+sub _buffered { return 0 }
+
+# Why the last read failed.
+sub _read_error_text { return "$!" }
+
 # Read more bytes into the buffer.  Returns number of bytes read, 0 on EOF,
 # undef on timeout or error (with $self->{error}).
 sub _fill {
@@ -92,16 +99,18 @@ sub _fill {
     return 0 if $self->{eof};
     my $sel = IO::Select->new($self->{sock});
     while (1) {
-        my $left = $deadline - time;
-        if ($left <= 0) {
-            $self->{error} = 'timeout';
-            return undef;
+        if (!$self->_buffered) {
+            my $left = $deadline - time;
+            if ($left <= 0) {
+                $self->{error} = 'timeout';
+                return undef;
+            }
+            next unless $sel->can_read($left);
         }
-        next unless $sel->can_read($left);
         my $n = sysread($self->{sock}, my $chunk, 65536);
         if (!defined $n) {
             next if $! == EINTR || $! == EAGAIN || $! == EWOULDBLOCK;
-            $self->{error} = "read: $!";
+            $self->{error} = 'read: ' . $self->_read_error_text;
             # A reset counts as the connection being closed.
             $self->{eof} = 1;
             return 0;
@@ -237,7 +246,7 @@ sub is_open {
     my ($self, $wait) = @_;
     return 0 if $self->{eof} || !$self->{sock};
     my $sel = IO::Select->new($self->{sock});
-    return 1 unless $sel->can_read($wait // 0);
+    return 1 unless $self->_buffered || $sel->can_read($wait // 0);
     my $n = $self->_fill(time + 1);
     return defined $n && $n > 0 ? 1 : 0;
 }

@@ -15,9 +15,6 @@ package Ev2HTTPS;
 use strict;
 use warnings;
 
-use IO::Select ();
-use Time::HiRes qw(time);
-use Errno qw(EINTR EAGAIN EWOULDBLOCK);
 use Ev2HTTP ();
 
 our @ISA = ('Ev2HTTP');
@@ -62,44 +59,15 @@ sub alpn {
     return $self->{sock} ? ($self->{sock}->alpn_selected // '') : '';
 }
 
-# As Ev2HTTP::_fill, but bytes TLS has already decrypted (pending) are
-# read without waiting for the socket to become readable.
-sub _fill {
-    my ($self, $deadline) = @_;
-    return 0 if $self->{eof};
-    my $sock = $self->{sock};
-    my $sel = IO::Select->new($sock);
-    while (1) {
-        if (!$sock->pending) {
-            my $left = $deadline - time;
-            if ($left <= 0) {
-                $self->{error} = 'timeout';
-                return undef;
-            }
-            next unless $sel->can_read($left);
-        }
-        my $n = sysread($sock, my $chunk, 65536);
-        if (!defined $n) {
-            next if $! == EINTR || $! == EAGAIN || $! == EWOULDBLOCK;
-            $self->{error} = 'read: ' . ($IO::Socket::SSL::SSL_ERROR || $!);
-            $self->{eof} = 1;
-            return 0;
-        }
-        if ($n == 0) {
-            $self->{eof} = 1;
-            return 0;
-        }
-        $self->{buf} .= $chunk;
-        return $n;
-    }
+# Bytes TLS has already decrypted are read without waiting for the socket
+# to become readable (Ev2HTTP::_fill and is_open ask).
+sub _buffered {
+    my $self = shift;
+    return $self->{sock} ? $self->{sock}->pending : 0;
 }
 
-sub is_open {
-    my ($self, $wait) = @_;
-    return 0 if $self->{eof} || !$self->{sock};
-    return $self->SUPER::is_open($wait) unless $self->{sock}->pending;
-    my $n = $self->_fill(time + 1);
-    return defined $n && $n > 0 ? 1 : 0;
+sub _read_error_text {
+    return $IO::Socket::SSL::SSL_ERROR || "$!";
 }
 
 1;
