@@ -12,9 +12,9 @@
  * work; they never wait for a client between requests.
  *
  * Ownership: a connection belongs to exactly one of a worker, the listener
- * (while it is queued and in the pollset) or a module (suspended).  A
+ * (while it is queued and in the epoll set) or a module (suspended).  A
  * worker finishes everything it does with a connection before parking it;
- * parking is "append to a timeout queue + add to the pollset" under
+ * parking is "append to a timeout queue + arm in the epoll set" under
  * child->qlock, and from that moment the listener may already hand it on.
  *
  * Sections: configuration, hooks and queries, parent, child, listener,
@@ -62,6 +62,7 @@
 #include "unixd.h"
 
 #include "fdqueue.h"
+#include "poller.h"
 #include "event_queues.h"
 
 /* Built with -fvisibility=hidden: only the module record is exported. */
@@ -397,7 +398,7 @@ static int ev2_check_config(apr_pool_t *p, apr_pool_t *plog,
 /* Child runtime state                                                  */
 /* ------------------------------------------------------------------ */
 
-/* What the fdqueue and the pollset carry: the first member of each. */
+/* What the fdqueue and the epoll set carry: the first member of each. */
 typedef enum {
     EV2_ITEM_CONN,
     EV2_ITEM_TIMER,
@@ -422,7 +423,7 @@ typedef struct ev2_conn_t {
     request_rec *r;             /* current request, for suspend hooks */
     ap_sb_handle_t *sbh;
     ev2_srv_t *sc;              /* vhost whose timeouts apply */
-    apr_pollfd_t pfd;
+    ev2_pollee_t pe;            /* one-shot: armed while parked */
     conn_state_t pub;           /* c->cs points here */
     apr_time_t linger_since;    /* one stamp for the whole linger */
     unsigned int is_lingering:1;
@@ -441,7 +442,7 @@ typedef struct {
 typedef struct {
     ev2_item_t item;            /* kind EV2_ITEM_LISTENER */
     ap_listen_rec *lr;
-    apr_pollfd_t pfd;
+    ev2_pollee_t pe;            /* level-triggered */
 } ev2_lsock_t;
 
 typedef struct {
@@ -462,7 +463,7 @@ typedef struct {
     apr_pool_t *pchild;
     int slot;
     ev2_fdq_t *fdq;
-    apr_pollset_t *pollset;
+    ev2_poller_t *poller;
 
     /* qlock guards the timeout queues, the timer heap and free list,
      * sleep_until and accept_backoff_until. */
@@ -489,7 +490,7 @@ typedef struct {
     apr_uint32_t conns;         /* accepted and not yet closed */
     apr_uint32_t lingering;     /* of those, in lingering close */
     apr_uint32_t suspended;
-    apr_uint32_t accepting_off; /* listening sockets out of the pollset */
+    apr_uint32_t accepting_off; /* listening sockets out of the epoll set */
     apr_uint32_t stop_mode;     /* ev2_stop_mode_e */
     apr_uint32_t live_workers;
     apr_uint32_t listener_done;
@@ -505,6 +506,14 @@ typedef struct {
  * memory: connection pool cleanups use it until the process exits. */
 static ev2_child_t the_child;
 static ev2_child_t *child;
+
+static int os_sock(apr_socket_t *s)
+{
+    apr_os_sock_t fd = -1;
+
+    apr_os_sock_get(&fd, s);
+    return fd;
+}
 
 /* The earlier of two deadlines, either of which may be EV2_NO_DEADLINE. */
 static apr_time_t earliest(apr_time_t a, apr_time_t b)
@@ -533,12 +542,12 @@ static int is_ungraceful(void)
     return apr_atomic_read32(&child->stop_mode) == EV2_UNGRACEFUL;
 }
 
-/* Wake the listener from apr_pollset_poll(); coalesced, so a burst of
+/* Wake the listener from ev2_poller_wait(); coalesced, so a burst of
  * callers costs one write() to the wake-up pipe. */
 static void wake_listener(void)
 {
     if (apr_atomic_cas32(&child->wake_pending, 1, 0) == 0) {
-        apr_pollset_wakeup(child->pollset);
+        ev2_poller_wakeup(child->poller);
     }
 }
 
@@ -1558,7 +1567,7 @@ static void setup_runtime(int slot)
     apr_status_t rv;
     ap_listen_rec *lr;
     int n, i;
-    unsigned int pollset_size;
+    unsigned int max_events;
     unsigned int keep_pools;
 
     /* Connections are subpools of pconf and may outlive pchild while the
@@ -1603,13 +1612,10 @@ static void setup_runtime(int slot)
     child->lsocks = apr_pcalloc(child->pool, n * sizeof(*child->lsocks));
 
     /* With epoll the size only bounds the events one poll returns. */
-    pollset_size = 512 + n;
-    rv = apr_pollset_create_ex(&child->pollset, pollset_size, child->pool,
-                               APR_POLLSET_THREADSAFE | APR_POLLSET_NOCOPY
-                               | APR_POLLSET_WAKEABLE | APR_POLLSET_NODEFAULT,
-                               APR_POLLSET_EPOLL);
+    max_events = 512 + n;
+    rv = ev2_poller_create(&child->poller, max_events, child->pool);
     if (rv != APR_SUCCESS) {
-        child_fatal("could not create an epoll pollset", rv);
+        child_fatal("could not create the epoll set", rv);
     }
 
     for (i = 0, lr = my_bucket->listeners; lr; lr = lr->next, i++) {
@@ -1617,10 +1623,7 @@ static void setup_runtime(int slot)
 
         ls->item.kind = EV2_ITEM_LISTENER;
         ls->lr = lr;
-        ls->pfd.desc_type = APR_POLL_SOCKET;
-        ls->pfd.desc.s = lr->sd;
-        ls->pfd.reqevents = APR_POLLIN;
-        ls->pfd.client_data = ls;
+        ev2_pollee_init(&ls->pe, os_sock(lr->sd), ls);
         /* Several children accept on the same socket and all wake for a
          * new connection: the losers must get EAGAIN, not block. */
         apr_socket_opt_set(lr->sd, APR_SO_NONBLOCK, 1);
@@ -1821,7 +1824,7 @@ static void child_main(int slot, int bucket)
 /* Listener thread                                                      */
 /* ------------------------------------------------------------------ */
 
-/* Put the listening sockets in the pollset or take them out; mod_status
+/* Put the listening sockets in the epoll set or take them out; mod_status
  * shows the latter as "accepting: no". */
 static void set_accepting(int on)
 {
@@ -1829,10 +1832,10 @@ static void set_accepting(int on)
 
     for (i = 0; i < child->num_lsocks; i++) {
         if (on) {
-            apr_pollset_add(child->pollset, &child->lsocks[i].pfd);
+            ev2_poller_add(child->poller, &child->lsocks[i].pe, EV2_POLL_IN);
         }
         else {
-            apr_pollset_remove(child->pollset, &child->lsocks[i].pfd);
+            ev2_poller_del(child->poller, &child->lsocks[i].pe);
         }
     }
     apr_atomic_set32(&child->accepting_off, !on);
@@ -1863,17 +1866,18 @@ static void push_item(ev2_item_t *item)
     ev2_fdq_push(child->fdq, &item->link);
 }
 
-/* Take cs out of the listener's hands (queue and pollset).  Listener only. */
+/* Take cs, whose one-shot registration fired, out of the listener's hands.  Listener only. */
 static void unpark(ev2_conn_t *cs)
 {
     apr_thread_mutex_lock(child->qlock);
     ev2_tq_remove(&cs->tq);
     publish_queue_counts();
     apr_thread_mutex_unlock(child->qlock);
-    apr_pollset_remove(child->pollset, &cs->pfd);
+    /* Its one-shot registration fired: nothing to take out of the epoll
+     * set, and the next park re-arms it with a single MOD. */
 }
 
-static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, apr_int16_t pollflags,
+static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, unsigned int pollflags,
                      apr_time_t stamp);
 
 /* Start the lingering close of an idle keep-alive connection here in the
@@ -1903,7 +1907,7 @@ static int linger_from_listener(ev2_conn_t *cs)
     }
     cs->pub.state = CONN_STATE_LINGER_SHORT;
     cs->linger_since = mono_now();
-    return conn_park(cs, queues.short_linger_q, APR_POLLIN, cs->linger_since);
+    return conn_park(cs, queues.short_linger_q, EV2_POLL_IN, cs->linger_since);
 }
 
 /* Close a parked connection early (expiry, overload, stop): a worker sends
@@ -1957,12 +1961,12 @@ static ev2_tq_entry_t *pop_oldest_keepalive(apr_time_t idle_since,
 }
 
 /* A connection just popped from its timeout queue (under qlock, by the
- * listener): out of the pollset, and to a worker to be closed. */
+ * listener): out of the epoll set, and to a worker to be closed. */
 static void close_popped(ev2_tq_entry_t *e, int is_keepalive)
 {
     ev2_conn_t *cs = EV2_CONTAINER(e, ev2_conn_t, tq);
 
-    apr_pollset_remove(child->pollset, &cs->pfd);
+    ev2_poller_disarm(child->poller, &cs->pe);
     close_parked(cs, is_keepalive);
 }
 
@@ -2106,14 +2110,17 @@ static apr_status_t linger_drain(ev2_conn_t *cs, int max_reads)
  * blocking; on the client's EOF close it here too (its pool's cleanups
  * are CPU work, as in the stock listener), sparing a hand-off to a worker
  * for every closed connection.  Still data after a bounded number of reads,
- * or just EAGAIN: it stays parked.  Timed-out lingering connections are
+ * or just EAGAIN: it stays parked, re-armed.  Timed-out lingering connections are
  * closed by workers (expire_queues). */
 static void linger_ready(ev2_conn_t *cs)
 {
-    if (linger_drain(cs, 16) == APR_EOF) {
-        unpark(cs);
-        recycle_conn_pool(cs->p);
+    if (linger_drain(cs, 16) != APR_EOF
+        && ev2_poller_arm(child->poller, &cs->pe, EV2_POLL_IN)
+           == APR_SUCCESS) {
+        return;
     }
+    unpark(cs);
+    recycle_conn_pool(cs->p);
 }
 
 static void conn_ready(ev2_conn_t *cs)
@@ -2274,7 +2281,7 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
 
     for (;;) {
         apr_int32_t num = 0;
-        const apr_pollfd_t *out = NULL;
+        const ev2_poll_event_t *out = NULL;
         apr_interval_time_t timeout;
         apr_status_t rv;
         apr_time_t now;
@@ -2293,12 +2300,12 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
 
         now = mono_now();
         timeout = next_timeout(now);
-        rv = apr_pollset_poll(child->pollset, timeout, &num, &out);
+        rv = ev2_poller_wait(child->poller, timeout, &num, &out);
         apr_atomic_set32(&child->wake_pending, 0);
         if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv)
             && !APR_STATUS_IS_TIMEUP(rv)) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, ap_server_conf,
-                         EV2LOG(090) "apr_pollset_poll failed; stopping "
+                         EV2LOG(090) "epoll_wait failed; stopping "
                          "this child");
             signal_threads(EV2_GRACEFUL);
             child->exit_code = APEXIT_CHILDSICK;
@@ -2306,7 +2313,7 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
         }
 
         for (i = 0; i < num; i++) {
-            ev2_item_t *item = out[i].client_data;
+            ev2_item_t *item = out[i].data;
 
             if (item->kind == EV2_ITEM_LISTENER) {
                 if (!is_stopping()
@@ -2524,9 +2531,7 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
     c->cs = &cs->pub;
     c->current_thread = w->thd;
     cs->sc = srv_of(c->base_server);
-    cs->pfd.desc_type = APR_POLL_SOCKET;
-    cs->pfd.desc.s = cs->sd;
-    cs->pfd.client_data = cs;
+    ev2_pollee_init(&cs->pe, os_sock(cs->sd), cs);
     cs->pub.state = CONN_STATE_PROCESSING;
     cs->pub.sense = CONN_SENSE_DEFAULT;
     apr_pool_pre_cleanup_register(cs->p, cs, conn_precleanup);
@@ -2557,7 +2562,7 @@ static void conn_resume(ev2_worker_t *w, ev2_conn_t *cs)
 
 /* Hand the connection to the listener: wait for pollflags on q.
  * Returns 1 when parked (cs is no longer ours), 0 if it could not be. */
-static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, apr_int16_t pollflags,
+static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, unsigned int pollflags,
                      apr_time_t stamp)
 {
     apr_status_t rv;
@@ -2566,17 +2571,15 @@ static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, apr_int16_t pollflags,
 
     ap_run_suspend_connection(cs->c, cs->r);
     cs->c->sbh = NULL;
-    cs->pfd.reqevents = pollflags | APR_POLLERR | APR_POLLHUP;
-    cs->pfd.rtnevents = 0;
 
     apr_thread_mutex_lock(child->qlock);
     ev2_tq_append(q, &cs->tq, stamp);
-    rv = apr_pollset_add(child->pollset, &cs->pfd);
+    rv = ev2_poller_arm(child->poller, &cs->pe, pollflags);
     if (rv != APR_SUCCESS) {
         ev2_tq_remove(&cs->tq);
         apr_thread_mutex_unlock(child->qlock);
         ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, cs->c, EV2LOG(101)
-                      "apr_pollset_add failed: closing the connection");
+                      "epoll_ctl failed: closing the connection");
         cs->c->sbh = cs->sbh;
         ap_run_resume_connection(cs->c, cs->r);
         return 0;
@@ -2657,8 +2660,8 @@ static int conn_write_completion(ev2_conn_t *cs)
         return 0;
     }
     if (c->data_in_output_filters || cs->pub.sense == CONN_SENSE_WANT_READ) {
-        apr_int16_t flags = cs->pub.sense == CONN_SENSE_WANT_READ
-                            ? APR_POLLIN : APR_POLLOUT;
+        unsigned int flags = cs->pub.sense == CONN_SENSE_WANT_READ
+                            ? EV2_POLL_IN : EV2_POLL_OUT;
 
         cs->pub.sense = CONN_SENSE_DEFAULT;
         cs->pub.state = CONN_STATE_WRITE_COMPLETION;
@@ -2683,7 +2686,7 @@ static int conn_write_completion(ev2_conn_t *cs)
      * drain once surely idle, or serves that one request first. */
     ap_update_child_status(c->sbh, SERVER_BUSY_KEEPALIVE, NULL);
     cs->pub.state = CONN_STATE_KEEPALIVE;
-    if (conn_park(cs, cs->sc->keepalive_q, APR_POLLIN, mono_now())) {
+    if (conn_park(cs, cs->sc->keepalive_q, EV2_POLL_IN, mono_now())) {
         return 1;
     }
     cs->pub.state = CONN_STATE_LINGER;
@@ -2725,7 +2728,7 @@ static int conn_linger(ev2_worker_t *w, ev2_conn_t *cs)
     set_busy(w, NULL);
     if (conn_park(cs, cs->pub.state == CONN_STATE_LINGER_SHORT
                       ? queues.short_linger_q : queues.linger_q,
-                  APR_POLLIN, cs->linger_since)) {
+                  EV2_POLL_IN, cs->linger_since)) {
         return 1;
     }
     conn_release(w, cs);
@@ -2773,8 +2776,8 @@ static void conn_run(ev2_worker_t *w, ev2_conn_t *cs)
             set_busy(w, cs);
             continue;
         case CONN_STATE_ASYNC_WAITIO: {
-            apr_int16_t flags = cs->pub.sense == CONN_SENSE_WANT_WRITE
-                                ? APR_POLLOUT : APR_POLLIN;
+            unsigned int flags = cs->pub.sense == CONN_SENSE_WANT_WRITE
+                                ? EV2_POLL_OUT : EV2_POLL_IN;
 
             ap_update_child_status(cs->c->sbh, SERVER_BUSY_READ, NULL);
             cs->pub.sense = CONN_SENSE_DEFAULT;
