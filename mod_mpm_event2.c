@@ -475,6 +475,9 @@ typedef struct {
     apr_time_t accept_backoff_until;
     apr_time_t drain_at;        /* stopping: next keep-alive or linger
                                  * connection to close early */
+    apr_time_t ka_close_at;     /* listener only: accepting is off with a
+                                 * client waiting; the next keep-alive
+                                 * connection idle long enough to close */
 
     /* busy_lock guards busy[]: the connection each worker runs, so an
      * ungraceful stop can shutdown() their sockets without racing a
@@ -1600,6 +1603,7 @@ static void setup_runtime(int slot)
     child->timers = ev2_theap_create(child->pool);
     child->sleep_until = EV2_NO_DEADLINE;
     child->drain_at = EV2_NO_DEADLINE;
+    child->ka_close_at = EV2_NO_DEADLINE;
     child->busy = apr_pcalloc(child->pool,
                               cfg.threads_per_child * sizeof(*child->busy));
     child->workers = apr_pcalloc(child->pool, cfg.threads_per_child
@@ -2041,8 +2045,11 @@ static void accept_on(ev2_lsock_t *ls)
             set_accepting(0);
             if (ev2_fdq_idle(child->fdq) <= 0) {
                 /* Every worker is busy and a client waits to connect:
-                 * free what the idle ones hold so they can go elsewhere. */
-                close_keepalives(mono_now());
+                 * free what the idle ones hold so they can go elsewhere.
+                 * With the listening sockets out of the epoll set, the
+                 * listener learns of no further client: it comes back
+                 * for those not idle long enough yet (ka_close_due). */
+                child->ka_close_at = close_keepalives(mono_now());
             }
             return;
         }
@@ -2060,7 +2067,7 @@ static void accept_on(ev2_lsock_t *ls)
                 child->accept_backoff_until = mono_now() + EV2_ACCEPT_BACKOFF;
                 apr_thread_mutex_unlock(child->qlock);
                 set_accepting(0);
-                close_keepalives(mono_now());
+                child->ka_close_at = close_keepalives(mono_now());
             }
             /* EAGAIN: another child won the race, or the queue is empty. */
             return;
@@ -2163,6 +2170,21 @@ static void conn_ready(ev2_conn_t *cs)
     push_item(&cs->item);
 }
 
+/* The client that found admission closed still waits in the backlog
+ * while accepting is off and no worker is free: close the keep-alive
+ * connections that have now been idle long enough. */
+static void ka_close_due(apr_time_t now)
+{
+    if (child->ka_close_at == EV2_NO_DEADLINE || child->ka_close_at > now) {
+        return;
+    }
+    child->ka_close_at = EV2_NO_DEADLINE;
+    if (apr_atomic_read32(&child->accepting_off)
+        && ev2_fdq_idle(child->fdq) <= 0) {
+        child->ka_close_at = close_keepalives(now);
+    }
+}
+
 static void expire_queues(apr_time_t now, int draining)
 {
     ev2_tq_entry_t *e;
@@ -2235,6 +2257,7 @@ static apr_interval_time_t next_timeout(apr_time_t now)
         d = earliest(d, child->accept_backoff_until);
     }
     d = earliest(d, child->drain_at);
+    d = earliest(d, child->ka_close_at);
     child->sleep_until = d;
     apr_thread_mutex_unlock(child->qlock);
 
@@ -2329,6 +2352,7 @@ static void *APR_THREAD_FUNC listener_main(apr_thread_t *thd, void *arg)
         now = mono_now();
         run_due_timers(now);
         expire_queues(now, draining);
+        ka_close_due(now);
 
         if (!draining && !is_stopping()) {
             int backoff;
