@@ -546,7 +546,7 @@ static int is_ungraceful(void)
 }
 
 /* Wake the listener from ev2_poller_wait(); coalesced, so a burst of
- * callers costs one write() to the wake-up pipe. */
+ * callers costs one write() to the poller's eventfd. */
 static void wake_listener(void)
 {
     if (apr_atomic_cas32(&child->wake_pending, 1, 0) == 0) {
@@ -1540,7 +1540,9 @@ static void child_fatal(const char *what, apr_status_t rv)
  * about 28 KiB per idle keep-alive connection, measured.  Shared, the
  * freed blocks serve whichever connection runs next, and an idle
  * connection keeps only the blocks it uses (its pool and its bucket
- * allocator).  MaxMemFree then bounds the free blocks of the child. */
+ * allocator).  MaxMemFree then bounds the free blocks of the child.
+ * conn_root is a child of the runtime pool, whose pre-cleanup destroys the
+ * pools the fdqueue keeps for reuse before conn_root itself goes. */
 static void conn_root_create(void)
 {
     apr_allocator_t *allocator;
@@ -1870,15 +1872,15 @@ static void push_item(ev2_item_t *item)
     ev2_fdq_push(child->fdq, &item->link);
 }
 
-/* Take cs, whose one-shot registration fired, out of the listener's hands.  Listener only. */
+/* Take cs out of the listener's hands once its one-shot registration
+ * fired: off its timeout queue.  Nothing to take out of the epoll set; the
+ * next park re-arms it with a single MOD.  Listener only. */
 static void unpark(ev2_conn_t *cs)
 {
     apr_thread_mutex_lock(child->qlock);
     ev2_tq_remove(&cs->tq);
     publish_queue_counts();
     apr_thread_mutex_unlock(child->qlock);
-    /* Its one-shot registration fired: nothing to take out of the epoll
-     * set, and the next park re-arms it with a single MOD. */
 }
 
 static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, unsigned int pollflags,
@@ -2117,8 +2119,8 @@ static apr_status_t linger_drain(ev2_conn_t *cs, int max_reads)
  * blocking; on the client's EOF close it here too (its pool's cleanups
  * are CPU work, as in the stock listener), sparing a hand-off to a worker
  * for every closed connection.  Still data after a bounded number of reads,
- * or just EAGAIN: it stays parked, re-armed.  Timed-out lingering connections are
- * closed by workers (expire_queues). */
+ * or just EAGAIN: it stays parked, re-armed.  Timed-out lingering
+ * connections are closed by workers (expire_queues). */
 static void linger_ready(ev2_conn_t *cs)
 {
     if (linger_drain(cs, 16) != APR_EOF
