@@ -2667,9 +2667,6 @@ static void conn_process(ev2_conn_t *cs)
     }
 }
 
-/* Flush what the core output filter kept; then wait for the socket, go
- * on to keep-alive, read a pipelined request, or close.
- * Returns 1 if the connection was parked. */
 /* cs's next request is already read (pipelined, or sent while we
  * answered).  If other connections wait for a worker, send cs to the back
  * of the line rather than serve it again at once: a client that always
@@ -2693,6 +2690,9 @@ static int conn_requeue(ev2_conn_t *cs)
     return 1;
 }
 
+/* Flush what the core output filter kept; then wait for the socket, go
+ * on to keep-alive, read a pipelined request, or close.
+ * Returns 1 if the connection was parked or requeued. */
 static int conn_write_completion(ev2_conn_t *cs)
 {
     conn_rec *c = cs->c;
@@ -2710,7 +2710,7 @@ static int conn_write_completion(ev2_conn_t *cs)
     }
     if (c->data_in_output_filters || cs->pub.sense == CONN_SENSE_WANT_READ) {
         unsigned int flags = cs->pub.sense == CONN_SENSE_WANT_READ
-                            ? EV2_POLL_IN : EV2_POLL_OUT;
+                             ? EV2_POLL_IN : EV2_POLL_OUT;
 
         cs->pub.sense = CONN_SENSE_DEFAULT;
         cs->pub.state = CONN_STATE_WRITE_COMPLETION;
@@ -2826,7 +2826,7 @@ static void conn_run(ev2_worker_t *w, ev2_conn_t *cs)
             continue;
         case CONN_STATE_ASYNC_WAITIO: {
             unsigned int flags = cs->pub.sense == CONN_SENSE_WANT_WRITE
-                                ? EV2_POLL_OUT : EV2_POLL_IN;
+                                 ? EV2_POLL_OUT : EV2_POLL_IN;
 
             ap_update_child_status(cs->c->sbh, SERVER_BUSY_READ, NULL);
             cs->pub.sense = CONN_SENSE_DEFAULT;
