@@ -1489,9 +1489,9 @@ static void shutdown_busy_sockets(void)
         ev2_conn_t *cs = child->busy[i];
 
         if (cs && cs->sd) {
-            apr_os_sock_t fd;
+            int fd = os_sock(cs->sd);
 
-            if (apr_os_sock_get(&fd, cs->sd) == APR_SUCCESS && fd >= 0) {
+            if (fd >= 0) {
                 shutdown(fd, SHUT_RDWR);
             }
         }
@@ -1841,7 +1841,7 @@ static void set_accepting(int on)
             ev2_poller_add(child->poller, &child->lsocks[i].pe, EV2_POLL_IN);
         }
         else {
-            ev2_poller_del(child->poller, &child->lsocks[i].pe);
+            ev2_poller_remove(child->poller, &child->lsocks[i].pe);
         }
     }
     apr_atomic_set32(&child->accepting_off, !on);
@@ -1972,7 +1972,7 @@ static void close_popped(ev2_tq_entry_t *e, int is_keepalive)
 {
     ev2_conn_t *cs = EV2_CONTAINER(e, ev2_conn_t, tq);
 
-    ev2_poller_disarm(child->poller, &cs->pe);
+    ev2_poller_remove(child->poller, &cs->pe);
     close_parked(cs, is_keepalive);
 }
 
@@ -2575,15 +2575,27 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
     return 1;
 }
 
+/* A worker lets go of cs (to the listener, the fdqueue or a module):
+ * the suspend hooks run, and the scoreboard handle it no longer owns is
+ * cleared.  conn_reattach() undoes it in the worker that takes cs up. */
+static void conn_detach(ev2_conn_t *cs)
+{
+    ap_run_suspend_connection(cs->c, cs->r);
+    cs->c->sbh = NULL;
+}
+
+static void conn_reattach(ev2_conn_t *cs)
+{
+    cs->c->sbh = cs->sbh;
+    ap_run_resume_connection(cs->c, cs->r);
+}
+
 static void conn_resume(ev2_worker_t *w, ev2_conn_t *cs)
 {
-    conn_rec *c = cs->c;
-
     ap_update_sb_handle(cs->sbh, child->slot, w->tid);
-    c->sbh = cs->sbh;
-    c->current_thread = w->thd;
-    c->id = conn_id(w);
-    ap_run_resume_connection(c, cs->r);
+    cs->c->current_thread = w->thd;
+    cs->c->id = conn_id(w);
+    conn_reattach(cs);
 }
 
 /* Hand the connection to the listener: wait for pollflags on q.
@@ -2595,8 +2607,7 @@ static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, unsigned int pollflags,
     int wake = 0;
     apr_time_t deadline;
 
-    ap_run_suspend_connection(cs->c, cs->r);
-    cs->c->sbh = NULL;
+    conn_detach(cs);
 
     apr_thread_mutex_lock(child->qlock);
     ev2_tq_append(q, &cs->tq, stamp);
@@ -2606,8 +2617,7 @@ static int conn_park(ev2_conn_t *cs, ev2_tq_t *q, unsigned int pollflags,
         apr_thread_mutex_unlock(child->qlock);
         ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, cs->c, EV2LOG(101)
                       "epoll_ctl failed: closing the connection");
-        cs->c->sbh = cs->sbh;
-        ap_run_resume_connection(cs->c, cs->r);
+        conn_reattach(cs);
         return 0;
     }
     publish_queue_counts();
@@ -2679,12 +2689,10 @@ static int conn_requeue(ev2_conn_t *cs)
     if (ev2_fdq_idle(child->fdq) >= 0) {
         return 0;
     }
-    ap_run_suspend_connection(cs->c, cs->r);
-    cs->c->sbh = NULL;
+    conn_detach(cs);
     if (ev2_fdq_push(child->fdq, &cs->item.link) != APR_SUCCESS) {
         /* The queue is closed (stopping): serve it here. */
-        cs->c->sbh = cs->sbh;
-        ap_run_resume_connection(cs->c, cs->r);
+        conn_reattach(cs);
         return 0;
     }
     return 1;
@@ -2790,8 +2798,7 @@ static void conn_suspend(ev2_worker_t *w, ev2_conn_t *cs)
     cs->is_suspended = 1;
     apr_atomic_inc32(&child->suspended);
     publish_conn_counts();
-    ap_run_suspend_connection(cs->c, cs->r);
-    cs->c->sbh = NULL;
+    conn_detach(cs);
     set_busy(w, NULL);
 }
 

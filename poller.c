@@ -138,7 +138,7 @@ static apr_status_t set_events(ev2_poller_t *ps, ev2_pollee_t *pe,
     return APR_SUCCESS;
 }
 
-static apr_status_t unregister(ev2_poller_t *ps, ev2_pollee_t *pe)
+apr_status_t ev2_poller_remove(ev2_poller_t *ps, ev2_pollee_t *pe)
 {
     struct epoll_event ev = { 0 };
 
@@ -159,20 +159,10 @@ apr_status_t ev2_poller_add(ev2_poller_t *ps, ev2_pollee_t *pe,
     return set_events(ps, pe, to_epoll(events));
 }
 
-apr_status_t ev2_poller_del(ev2_poller_t *ps, ev2_pollee_t *pe)
-{
-    return unregister(ps, pe);
-}
-
 apr_status_t ev2_poller_arm(ev2_poller_t *ps, ev2_pollee_t *pe,
                             unsigned int events)
 {
     return set_events(ps, pe, to_epoll(events) | EPOLLONESHOT);
-}
-
-apr_status_t ev2_poller_disarm(ev2_poller_t *ps, ev2_pollee_t *pe)
-{
-    return unregister(ps, pe);
 }
 
 apr_status_t ev2_poller_wait(ev2_poller_t *ps, apr_interval_time_t timeout,

@@ -5,9 +5,9 @@
  *
  * Two kinds of registration:
  *
- *   - Level-triggered (ev2_poller_add / ev2_poller_del): the listening
- *     sockets, reported for as long as they are readable.
- *   - One-shot (ev2_poller_arm / ev2_poller_disarm): parked connections.
+ *   - Level-triggered (ev2_poller_add): the listening sockets, reported
+ *     for as long as they are readable.
+ *   - One-shot (ev2_poller_arm): parked connections.
  *     An armed pollee is reported once, then stays registered but silent
  *     until armed again.  Re-arming a registered pollee is one
  *     epoll_ctl(MOD) instead of the DEL at wake-up plus ADD at the next
@@ -15,12 +15,14 @@
  *     pollee that fired needs no call at all to be taken out; closing its
  *     socket drops the registration in the kernel.
  *
+ * ev2_poller_remove() takes either kind out of the set.
+ *
  * ev2_poller_wakeup() makes a concurrent or the next ev2_poller_wait()
  * return early (an eventfd, drained by the waiter).
  *
- * Threads: ev2_poller_wait() belongs to one thread.  arm, disarm, add, del
- * and wakeup may be called from any thread (epoll_ctl is thread-safe), but
- * a given pollee must not be armed and disarmed concurrently: its owner
+ * Threads: ev2_poller_wait() belongs to one thread.  add, arm, remove and
+ * wakeup may be called from any thread (epoll_ctl is thread-safe), but a
+ * given pollee must not be armed and removed concurrently: its owner
  * (the listener once it is parked, a worker otherwise) does both.
  * Linux only; no httpd symbols.
  */
@@ -60,12 +62,11 @@ apr_status_t ev2_poller_create(ev2_poller_t **pp, unsigned int max_events,
 
 apr_status_t ev2_poller_add(ev2_poller_t *ps, ev2_pollee_t *pe,
                             unsigned int events);
-apr_status_t ev2_poller_del(ev2_poller_t *ps, ev2_pollee_t *pe);
-
 apr_status_t ev2_poller_arm(ev2_poller_t *ps, ev2_pollee_t *pe,
                             unsigned int events);
-/* Stop reports for an armed pollee (it leaves the kernel's set). */
-apr_status_t ev2_poller_disarm(ev2_poller_t *ps, ev2_pollee_t *pe);
+/* No more reports for pe: it leaves the kernel's set (harmless if it is
+ * not in it). */
+apr_status_t ev2_poller_remove(ev2_poller_t *ps, ev2_pollee_t *pe);
 
 /* timeout < 0: no limit.  APR_SUCCESS with *n >= 0 events in *out (valid
  * until the next wait); APR_EINTR when woken (by ev2_poller_wakeup or a

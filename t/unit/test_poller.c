@@ -103,18 +103,18 @@ static void oneshot_reports_once_until_rearmed(void)
     teardown(&f);
 }
 
-static void disarm_silences_an_armed_pollee(void)
+static void remove_silences_an_armed_pollee(void)
 {
     fixture_t f;
 
     setup(&f);
     require_is(ev2_poller_arm(f.ps, &f.pe, EV2_POLL_IN), APR_SUCCESS);
-    require_is(ev2_poller_disarm(f.ps, &f.pe), APR_SUCCESS);
+    require_is(ev2_poller_remove(f.ps, &f.pe), APR_SUCCESS);
     ok(!f.pe.registered);
     poke(f.sv[1]);
     is(wait_once(&f, SHORT_WAIT, NULL), 0);
-    /* Disarming twice is harmless; arming again registers anew. */
-    is(ev2_poller_disarm(f.ps, &f.pe), APR_SUCCESS);
+    /* Removing twice is harmless; arming again registers anew. */
+    is(ev2_poller_remove(f.ps, &f.pe), APR_SUCCESS);
     require_is(ev2_poller_arm(f.ps, &f.pe, EV2_POLL_IN), APR_SUCCESS);
     is(wait_once(&f, SHORT_WAIT, NULL), 1);
     teardown(&f);
@@ -133,7 +133,7 @@ static void level_triggered_reports_while_readable(void)
     }
     drain(f.sv[0]);
     is(wait_once(&f, SHORT_WAIT, NULL), 0);
-    require_is(ev2_poller_del(f.ps, &f.pe), APR_SUCCESS);
+    require_is(ev2_poller_remove(f.ps, &f.pe), APR_SUCCESS);
     poke(f.sv[1]);
     is(wait_once(&f, SHORT_WAIT, NULL), 0);
     teardown(&f);
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
 {
     static const tap_test_t tests[] = {
         TAP_TEST(oneshot_reports_once_until_rearmed),
-        TAP_TEST(disarm_silences_an_armed_pollee),
+        TAP_TEST(remove_silences_an_armed_pollee),
         TAP_TEST(level_triggered_reports_while_readable),
         TAP_TEST(writable_and_hangup_are_reported),
         TAP_TEST(rearm_after_descriptor_reuse),
