@@ -15,6 +15,10 @@
  *   - q->waiting is the number of threads inside the wait loop of
  *     ev2_fdq_pop();
  *   - q->idle holds (waiting - queued) as a two's complement 32-bit value;
+ *   - q->sleeping (<= waiting) counts those blocked in cond_wait, and
+ *     q->waking the signals sent to them that no return from cond_wait has
+ *     answered yet (a spurious return may answer one early: that can only
+ *     let one wake-up too many happen, never one too few);
  *   - q->npools is the length of the recycled pool stack and never exceeds
  *     q->max_pools.
  *
@@ -45,6 +49,9 @@ struct ev2_fdq_t {
     ev2_fdq_elem_t *tail;           /* newest item, NULL when empty */
     unsigned int queued;            /* items on head..tail */
     unsigned int waiting;           /* poppers blocked on not_empty */
+    unsigned int sleeping;          /* of those, inside cond_wait now */
+    unsigned int waking;            /* signals sent, not yet woken to */
+    unsigned int max_waking;        /* cap on waking; 0 = no cap */
 
     /* Bumped by ev2_fdq_interrupt_all(); a popper remembers the value it
      * saw on entry and gives up with APR_EINTR once it changes.  Wrapping
@@ -142,6 +149,27 @@ apr_status_t ev2_fdq_create(ev2_fdq_t **pq, unsigned int max_recycled_pools,
     return APR_SUCCESS;
 }
 
+/* Wake a sleeping popper for the items queued, unless enough wake-ups
+ * are under way.  One item satisfies one popper, so a popper is woken per
+ * item, but at most max_waking at a time: each woken popper, once it has
+ * taken its item, wakes the next one if items remain (ev2_fdq_pop).  Only
+ * poppers inside cond_wait count: one still on its way there (running the
+ * idle hook) would not get the signal, and the wake-up it was counted for
+ * would never end.  A
+ * burst of items then does not make every sleeping thread runnable at
+ * once, where on few CPUs they would only queue for the CPU, each at the
+ * back of the others, and delay the thread that queued the burst.  With
+ * nobody waiting, nothing to do: a popper arriving later checks the list
+ * before it sleeps.  Pre: q->lock held. */
+static void wake_one(ev2_fdq_t *q)
+{
+    if (q->sleeping > q->waking && q->queued > q->waking
+        && (q->max_waking == 0 || q->waking < q->max_waking)) {
+        q->waking++;
+        apr_thread_cond_signal(q->not_empty);
+    }
+}
+
 apr_status_t ev2_fdq_push(ev2_fdq_t *q, ev2_fdq_elem_t *elem)
 {
     apr_status_t rv;
@@ -166,14 +194,10 @@ apr_status_t ev2_fdq_push(ev2_fdq_t *q, ev2_fdq_elem_t *elem)
     q->queued++;
     publish_idle(q);
 
-    /* One item can satisfy one popper, so one signal is enough.  With
-     * nobody waiting the signal would be wasted work: a popper arriving
-     * later checks the list before it sleeps.  The item is queued whatever
-     * the signal returns, so push reports success: an error here would
-     * make the caller think it still owns elem. */
-    if (q->waiting > 0) {
-        apr_thread_cond_signal(q->not_empty);
-    }
+    /* The item is queued whatever the signal returns, so push reports
+     * success: an error here would make the caller think it still owns
+     * elem. */
+    wake_one(q);
     apr_thread_mutex_unlock(q->lock);
     return APR_SUCCESS;
 }
@@ -209,7 +233,15 @@ apr_status_t ev2_fdq_pop(ev2_fdq_t *q, ev2_fdq_elem_t **elem)
         /* Loop on the condition itself: a wake-up may be spurious, or a
          * popper that never slept may have taken the item first. */
         while (!q->head && !q->is_terminated && q->interrupt_gen == gen) {
+            q->sleeping++;
             rv = apr_thread_cond_wait(q->not_empty, q->lock);
+            q->sleeping--;
+            /* Whether this was the signal or a spurious wake-up, one
+             * wake-up fewer is under way; an error may hide a wake-up,
+             * but counting too few only lets wake_one() wake one more. */
+            if (q->waking > 0) {
+                q->waking--;
+            }
             if (rv != APR_SUCCESS) {
                 break;
             }
@@ -239,10 +271,21 @@ apr_status_t ev2_fdq_pop(ev2_fdq_t *q, ev2_fdq_elem_t **elem)
     }
     q->queued--;
     publish_idle(q);
+    /* Pass the wake-up on: items left behind this one need poppers. */
+    if (q->head) {
+        wake_one(q);
+    }
     apr_thread_mutex_unlock(q->lock);
 
     (*elem)->next = NULL;
     return APR_SUCCESS;
+}
+
+void ev2_fdq_set_max_waking(ev2_fdq_t *q, unsigned int n)
+{
+    apr_thread_mutex_lock(q->lock);
+    q->max_waking = n;
+    apr_thread_mutex_unlock(q->lock);
 }
 
 void ev2_fdq_set_idle_hook(ev2_fdq_t *q, ev2_fdq_idle_hook_fn *fn, void *arg)

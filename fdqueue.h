@@ -50,6 +50,13 @@ apr_status_t ev2_fdq_create(ev2_fdq_t **q, unsigned int max_recycled_pools,
  *  Returns APR_EOF (and does not queue) after ev2_fdq_term(). */
 apr_status_t ev2_fdq_push(ev2_fdq_t *q, ev2_fdq_elem_t *elem);
 
+/** Cap the wake-ups under way at once (signals sent to sleeping poppers
+ *  that have not woken yet); 0, the default, is no cap.  A popper that
+ *  takes an item and leaves more behind wakes the next one, so every item
+ *  still gets a popper; the cap only keeps a burst of pushes from making
+ *  all sleeping threads runnable at the same moment. */
+void ev2_fdq_set_max_waking(ev2_fdq_t *q, unsigned int n);
+
 /** Block until an item is available and take the head into *elem.
  *  While blocked the caller counts as an idle worker.
  *  APR_SUCCESS: *elem is set.  APR_EINTR: ev2_fdq_interrupt_all() was

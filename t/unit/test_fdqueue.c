@@ -673,7 +673,13 @@ static void *APR_THREAD_FUNC consumer_main(apr_thread_t *thd, void *data)
     return NULL;
 }
 
-static void run_stress(int with_interrupts)
+static void stall_hook(void *arg)
+{
+    (void)arg;
+    apr_thread_yield();
+}
+
+static void run_stress(int with_interrupts, unsigned int max_waking)
 {
     apr_pool_t *p = new_pool();
     stress_t st = { 0 };
@@ -682,6 +688,12 @@ static void run_stress(int with_interrupts)
     int i, bad = 0;
 
     st.q = new_queue(0, p);
+    ev2_fdq_set_max_waking(st.q, max_waking);
+    if (max_waking) {
+        /* Widen the gap between counting as idle and sleeping, where a
+         * signal finds nobody on the condition variable. */
+        ev2_fdq_set_idle_hook(st.q, stall_hook, NULL);
+    }
     st.is_paced = with_interrupts;
     st.items = calloc(TOTAL, sizeof(*st.items));
     st.seen = calloc(TOTAL, sizeof(*st.seen));
@@ -708,6 +720,19 @@ static void run_stress(int with_interrupts)
     }
     for (i = 0; i < PRODUCERS; i++) {
         join(producers[i]);
+    }
+    if (max_waking) {
+        /* With wake-ups capped, every item must still reach a consumer
+         * on its own: term's broadcast below would hide a lost one. */
+        apr_time_t limit = apr_time_now()
+                           + (apr_time_t)(tap_timeout_s() * APR_USEC_PER_SEC
+                                          / 2);
+
+        while (apr_atomic_read32(&st.popped) < TOTAL
+               && apr_time_now() < limit) {
+            apr_sleep(1000);
+        }
+        is(apr_atomic_read32(&st.popped), TOTAL);
     }
     /* Everything is queued; term must still let it all out. */
     is(ev2_fdq_term(st.q), APR_SUCCESS);
@@ -791,12 +816,135 @@ static void idle_hook_runs_before_blocking_with_idle_counted(void)
 
 static void stress_every_item_popped_exactly_once(void)
 {
-    run_stress(0);
+    run_stress(0, 0);
 }
 
 static void stress_with_interrupts_loses_nothing(void)
 {
-    run_stress(1);
+    run_stress(1, 0);
+}
+
+static void stress_with_one_wakeup_in_flight_loses_nothing(void)
+{
+    run_stress(0, 1);
+}
+
+/* With one wake-up in flight at a time, a burst of pushes wakes one
+ * popper; each woken popper that leaves items behind wakes the next, so
+ * every blocked popper still gets an item, with no further push. */
+static void capped_wakeups_pass_on_to_every_popper(void)
+{
+    enum { K = 6 };
+    apr_pool_t *p = new_pool();
+    ev2_fdq_t *q = new_queue(0, p);
+    popper_t pp[K];
+    item_t it[K];
+    int i, seen[K] = { 0 };
+
+    ev2_fdq_set_max_waking(q, 1);
+    init_items(it, K);
+    for (i = 0; i < K; i++) {
+        start_popper(&pp[i], q, p);
+        require(wait_for_idle(q, i + 1));
+    }
+    for (i = 0; i < K; i++) {
+        is(ev2_fdq_push(q, &it[i].elem), APR_SUCCESS);
+    }
+    for (i = 0; i < K; i++) {
+        join(pp[i].thread);
+        is(pp[i].rv, APR_SUCCESS);
+        require(pp[i].got != NULL);
+        seen[ITEM_OF(pp[i].got)->id]++;
+    }
+    for (i = 0; i < K; i++) {
+        is(seen[i], 1);
+    }
+    finish(q, p);
+}
+
+/* A popper that is already counted as idle but not yet asleep (inside
+ * the idle hook) cannot receive a signal.  An item pushed then must not
+ * use up one of the capped wake-ups: with a cap of one, the next item
+ * would never wake anybody. */
+typedef struct {
+    volatile apr_uint32_t entered;
+    volatile apr_uint32_t gate_open;
+} gate_t;
+
+static void gate_hook(void *arg)
+{
+    gate_t *g = arg;
+    apr_time_t limit = apr_time_now()
+                       + (apr_time_t)(tap_timeout_s() * APR_USEC_PER_SEC / 2);
+
+    if (apr_atomic_inc32(&g->entered) == 0) {
+        while (!apr_atomic_read32(&g->gate_open) && apr_time_now() < limit) {
+            apr_sleep(1000);
+        }
+    }
+}
+
+typedef struct {
+    ev2_fdq_t *q;
+    ev2_fdq_elem_t *got[2];
+    apr_status_t rv[2];
+    volatile apr_uint32_t pops_done;
+} twice_t;
+
+static void *APR_THREAD_FUNC pop_twice_main(apr_thread_t *thd, void *data)
+{
+    twice_t *tw = data;
+    int i;
+
+    (void)thd;
+    for (i = 0; i < 2; i++) {
+        tw->rv[i] = ev2_fdq_pop(tw->q, &tw->got[i]);
+        apr_atomic_inc32(&tw->pops_done);
+    }
+    return NULL;
+}
+
+static void capped_wakeup_not_spent_on_a_popper_not_asleep(void)
+{
+    apr_pool_t *p = new_pool();
+    ev2_fdq_t *q = new_queue(0, p);
+    gate_t g = { 0, 0 };
+    twice_t tw = { 0 };
+    apr_thread_t *thd;
+    item_t it[2];
+    apr_time_t limit;
+
+    ev2_fdq_set_max_waking(q, 1);
+    ev2_fdq_set_idle_hook(q, gate_hook, &g);
+    init_items(it, 2);
+    tw.q = q;
+    require_is(apr_thread_create(&thd, NULL, pop_twice_main, &tw, p),
+               APR_SUCCESS);
+
+    /* The popper is held in the hook: counted idle, not asleep. */
+    limit = apr_time_now() + apr_time_from_sec(2);
+    while (!apr_atomic_read32(&g.entered) && apr_time_now() < limit) {
+        apr_sleep(1000);
+    }
+    require(apr_atomic_read32(&g.entered) == 1);
+    is(ev2_fdq_push(q, &it[0].elem), APR_SUCCESS);
+    apr_atomic_set32(&g.gate_open, 1);
+
+    /* It takes that item without sleeping, then comes back and sleeps. */
+    limit = apr_time_now() + apr_time_from_sec(2);
+    while (apr_atomic_read32(&tw.pops_done) < 1 && apr_time_now() < limit) {
+        apr_sleep(1000);
+    }
+    require(apr_atomic_read32(&tw.pops_done) == 1);
+    require(wait_for_idle(q, 1));
+
+    /* This push must wake it. */
+    is(ev2_fdq_push(q, &it[1].elem), APR_SUCCESS);
+    join(thd);
+    is(tw.rv[0], APR_SUCCESS);
+    is(tw.rv[1], APR_SUCCESS);
+    ok(tw.got[0] == &it[0].elem && tw.got[1] == &it[1].elem);
+    finish(q, p);
 }
 
 static const tap_test_t tests[] = {
@@ -821,6 +969,9 @@ static const tap_test_t tests[] = {
     TAP_TEST(idle_hook_runs_before_blocking_with_idle_counted),
     TAP_TEST(stress_every_item_popped_exactly_once),
     TAP_TEST(stress_with_interrupts_loses_nothing),
+    TAP_TEST(stress_with_one_wakeup_in_flight_loses_nothing),
+    TAP_TEST(capped_wakeups_pass_on_to_every_popper),
+    TAP_TEST(capped_wakeup_not_spent_on_a_popper_not_asleep),
     TAP_END
 };
 
