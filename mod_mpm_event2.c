@@ -65,6 +65,7 @@
 #include "fdqueue.h"
 #include "poller.h"
 #include "event_queues.h"
+#include "memtrim.h"
 
 /* Built with -fvisibility=hidden: only the module record is exported. */
 extern __attribute__((visibility("default")))
@@ -427,6 +428,8 @@ typedef struct ev2_conn_t {
     ev2_pollee_t pe;            /* one-shot: armed while parked */
     conn_state_t pub;           /* c->cs points here */
     apr_time_t linger_since;    /* one stamp for the whole linger */
+    ev2_trim_mark_t trim_pool;  /* memtrim.h: p's first block */
+    ev2_trim_mark_t trim_ba;    /* memtrim.h: ba's first block */
     unsigned int is_lingering:1;
     unsigned int is_suspended:1;
     unsigned int is_expired:1;  /* its deadline passed while parked */
@@ -2761,6 +2764,9 @@ static int conn_write_completion(ev2_conn_t *cs)
      * would fail that request; parked, the connection is closed by the
      * drain once surely idle, or serves that one request first. */
     ap_update_child_status(c->sbh, SERVER_BUSY_KEEPALIVE, NULL);
+    /* An idle connection keeps one page of each of its two blocks. */
+    ev2_trim_pool(c->pool, &cs->trim_pool);
+    ev2_trim_bucket_alloc(cs->ba, &cs->trim_ba);
     cs->pub.state = CONN_STATE_KEEPALIVE;
     if (conn_park(cs, cs->sc->keepalive_q, EV2_POLL_IN, mono_now())) {
         return 1;
