@@ -152,15 +152,16 @@ apr_status_t ev2_fdq_create(ev2_fdq_t **pq, unsigned int max_recycled_pools,
 /* Wake a sleeping popper for the items queued, unless enough wake-ups
  * are under way.  One item satisfies one popper, so a popper is woken per
  * item, but at most max_waking at a time: each woken popper, once it has
- * taken its item, wakes the next one if items remain (ev2_fdq_pop).  Only
- * poppers inside cond_wait count: one still on its way there (running the
- * idle hook) would not get the signal, and the wake-up it was counted for
- * would never end.  A
+ * taken its item, wakes the next one if items remain (ev2_fdq_pop).  A
  * burst of items then does not make every sleeping thread runnable at
  * once, where on few CPUs they would only queue for the CPU, each at the
- * back of the others, and delay the thread that queued the burst.  With
- * nobody waiting, nothing to do: a popper arriving later checks the list
- * before it sleeps.  Pre: q->lock held. */
+ * back of the others, and delay the thread that queued the burst.
+ *
+ * Only poppers inside cond_wait count: one still on its way there
+ * (running the idle hook) would not get the signal, and the wake-up
+ * counted for it would never end.  With nobody asleep, nothing to do: a
+ * popper arriving later checks the list before it sleeps.
+ * Pre: q->lock held. */
 static void wake_one(ev2_fdq_t *q)
 {
     if (q->sleeping > q->waking && q->queued > q->waking

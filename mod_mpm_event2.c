@@ -2769,7 +2769,8 @@ static int conn_write_completion(ev2_conn_t *cs)
      * would fail that request; parked, the connection is closed by the
      * drain once surely idle, or serves that one request first. */
     ap_update_child_status(c->sbh, SERVER_BUSY_KEEPALIVE, NULL);
-    /* An idle connection keeps one page of each of its two blocks. */
+    /* Give back what an idle connection does not use of its pool's and
+     * its bucket allocator's blocks (memtrim.h). */
     ev2_trim_pool(c->pool, &cs->trim_pool);
     ev2_trim_bucket_alloc(cs->ba, &cs->trim_ba);
     cs->pub.state = CONN_STATE_KEEPALIVE;
