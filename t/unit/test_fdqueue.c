@@ -100,12 +100,33 @@ static void join(apr_thread_t *thread)
     is(apr_thread_join(&thread_rv, thread), APR_SUCCESS);
 }
 
+/* Half the test's time limit: how long a bounded wait may take. */
+static apr_interval_time_t half_test_time(void)
+{
+    return (apr_interval_time_t)(tap_timeout_s() * APR_USEC_PER_SEC / 2);
+}
+
+/* Poll until *v >= want, for at most max_wait; returns whether it got
+ * there. */
+static int wait_for_count(volatile apr_uint32_t *v, apr_uint32_t want,
+                          apr_interval_time_t max_wait)
+{
+    apr_time_t limit = apr_time_now() + max_wait;
+
+    while (apr_atomic_read32(v) < want) {
+        if (apr_time_now() > limit) {
+            return 0;
+        }
+        apr_sleep(1000);
+    }
+    return 1;
+}
+
 /* Poll until ev2_fdq_idle(q) == want, for at most half the test's time
  * limit; returns whether it got there. */
 static int wait_for_idle(ev2_fdq_t *q, int want)
 {
-    apr_time_t limit = apr_time_now()
-                       + (apr_time_t)(tap_timeout_s() * APR_USEC_PER_SEC / 2);
+    apr_time_t limit = apr_time_now() + half_test_time();
 
     while (ev2_fdq_idle(q) != want) {
         if (apr_time_now() > limit) {
@@ -724,14 +745,7 @@ static void run_stress(int with_interrupts, unsigned int max_waking)
     if (max_waking) {
         /* With wake-ups capped, every item must still reach a consumer
          * on its own: term's broadcast below would hide a lost one. */
-        apr_time_t limit = apr_time_now()
-                           + (apr_time_t)(tap_timeout_s() * APR_USEC_PER_SEC
-                                          / 2);
-
-        while (apr_atomic_read32(&st.popped) < TOTAL
-               && apr_time_now() < limit) {
-            apr_sleep(1000);
-        }
+        wait_for_count(&st.popped, TOTAL, half_test_time());
         is(apr_atomic_read32(&st.popped), TOTAL);
     }
     /* Everything is queued; term must still let it all out. */
@@ -874,13 +888,9 @@ typedef struct {
 static void gate_hook(void *arg)
 {
     gate_t *g = arg;
-    apr_time_t limit = apr_time_now()
-                       + (apr_time_t)(tap_timeout_s() * APR_USEC_PER_SEC / 2);
 
     if (apr_atomic_inc32(&g->entered) == 0) {
-        while (!apr_atomic_read32(&g->gate_open) && apr_time_now() < limit) {
-            apr_sleep(1000);
-        }
+        wait_for_count(&g->gate_open, 1, half_test_time());
     }
 }
 
@@ -912,7 +922,6 @@ static void capped_wakeup_not_spent_on_a_popper_not_asleep(void)
     twice_t tw = { 0 };
     apr_thread_t *thd;
     item_t it[2];
-    apr_time_t limit;
 
     ev2_fdq_set_max_waking(q, 1);
     ev2_fdq_set_idle_hook(q, gate_hook, &g);
@@ -922,19 +931,13 @@ static void capped_wakeup_not_spent_on_a_popper_not_asleep(void)
                APR_SUCCESS);
 
     /* The popper is held in the hook: counted idle, not asleep. */
-    limit = apr_time_now() + apr_time_from_sec(2);
-    while (!apr_atomic_read32(&g.entered) && apr_time_now() < limit) {
-        apr_sleep(1000);
-    }
+    wait_for_count(&g.entered, 1, apr_time_from_sec(2));
     require(apr_atomic_read32(&g.entered) == 1);
     is(ev2_fdq_push(q, &it[0].elem), APR_SUCCESS);
     apr_atomic_set32(&g.gate_open, 1);
 
     /* It takes that item without sleeping, then comes back and sleeps. */
-    limit = apr_time_now() + apr_time_from_sec(2);
-    while (apr_atomic_read32(&tw.pops_done) < 1 && apr_time_now() < limit) {
-        apr_sleep(1000);
-    }
+    wait_for_count(&tw.pops_done, 1, apr_time_from_sec(2));
     require(apr_atomic_read32(&tw.pops_done) == 1);
     require(wait_for_idle(q, 1));
 

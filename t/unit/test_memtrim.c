@@ -39,11 +39,14 @@ static void teardown(fixture_t *f)
     apr_pool_destroy(f->root);
 }
 
+static apr_uintptr_t page_size(void)
+{
+    return (apr_uintptr_t)sysconf(_SC_PAGESIZE);
+}
+
 static apr_uintptr_t page_of(const void *addr)
 {
-    apr_uintptr_t ps = (apr_uintptr_t)sysconf(_SC_PAGESIZE);
-
-    return (apr_uintptr_t)addr & ~(ps - 1);
+    return (apr_uintptr_t)addr & ~(page_size() - 1);
 }
 
 /* Whether the page holding addr is resident. */
@@ -93,12 +96,8 @@ static void pool_tail_pages_are_released(void)
     ok(is_resident(last));
 
     /* Expected: from the first page APR handed out none of, to the end. */
-    {
-        apr_uintptr_t ps = (apr_uintptr_t)sysconf(_SC_PAGESIZE);
-
-        want = page_of(n->endp) - page_of(n->first_avail + ps - 1);
-        ok(want >= ps);
-    }
+    want = page_of(n->endp) - page_of(n->first_avail + page_size() - 1);
+    ok(want >= page_size());
     got = ev2_trim_pool(p, &(ev2_trim_mark_t){ NULL });
     is(got, want);
     ok(!is_resident(last));
