@@ -17,8 +17,8 @@ APXS     ?= apxs
 APACHE2  ?= /usr/sbin/apache2
 DESTDIR  ?=
 
-SRCS     = mod_mpm_event2.c fdqueue.c event_queues.c poller.c memtrim.c
-HDRS     = fdqueue.h event_queues.h poller.h memtrim.h
+SRCS     = mod_mpm_event2.c policy.c fdqueue.c event_queues.c poller.c memtrim.c
+HDRS     = policy.h fdqueue.h event_queues.h poller.h memtrim.h
 MODULE   = .libs/mod_mpm_event2.so
 LA       = mod_mpm_event2.la
 

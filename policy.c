@@ -1,0 +1,208 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * policy.c - the arithmetic behind the MPM's decisions (see policy.h).
+ * Pure functions: the callers in config.c, accept.c, listener.c and
+ * parent.c gather the numbers, call in, and act on (and log) the answer.
+ */
+
+#include "policy.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+int ev2_parse_whole(const char *arg, long lo, long hi, int *out)
+{
+    char *end = NULL;
+    long v;
+
+    if (arg == NULL) {
+        return -1;
+    }
+    errno = 0;
+    v = strtol(arg, &end, 10);
+    if (end == arg || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int ev2_parse_factor(const char *arg, apr_uint32_t *milli)
+{
+    char *end = NULL;
+    double v;
+
+    if (arg == NULL) {
+        return -1;
+    }
+    errno = 0;
+    v = strtod(arg, &end);
+    /* !(v >= ...) also refuses NaN, which compares false with anything. */
+    if (end == arg || *end != '\0' || errno == ERANGE || !isfinite(v)
+        || !(v * EV2_FACTOR_SCALE >= 1.0) || v > EV2_MAX_FACTOR) {
+        return -1;
+    }
+    *milli = (apr_uint32_t)(v * EV2_FACTOR_SCALE + 0.5);
+    return 0;
+}
+
+static void record(ev2_adjustment_t *adj, int *n, ev2_adjust_e what,
+                   int from, int to)
+{
+    adj[*n].what = what;
+    adj[*n].from = from;
+    adj[*n].to = to;
+    (*n)++;
+}
+
+int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
+                         int *first_thread_limit, ev2_adjustment_t *adj)
+{
+    int n = 0;
+
+    /* ServerLimit and ThreadLimit size the scoreboard: fixed by the first
+     * start until a full stop. */
+    if (!*first_server_limit) {
+        *first_server_limit = cfg->server_limit;
+    }
+    else if (cfg->server_limit != *first_server_limit) {
+        record(adj, &n, EV2_ADJ_SERVER_LIMIT_FIXED, cfg->server_limit,
+               *first_server_limit);
+        cfg->server_limit = *first_server_limit;
+    }
+    if (!*first_thread_limit) {
+        *first_thread_limit = cfg->thread_limit;
+    }
+    else if (cfg->thread_limit != *first_thread_limit) {
+        record(adj, &n, EV2_ADJ_THREAD_LIMIT_FIXED, cfg->thread_limit,
+               *first_thread_limit);
+        cfg->thread_limit = *first_thread_limit;
+    }
+
+    if (cfg->threads_per_child > cfg->thread_limit) {
+        record(adj, &n, EV2_ADJ_THREADS_OVER_LIMIT, cfg->threads_per_child,
+               cfg->thread_limit);
+        cfg->threads_per_child = cfg->thread_limit;
+    }
+    if (cfg->max_workers < cfg->threads_per_child) {
+        record(adj, &n, EV2_ADJ_WORKERS_UNDER_TPC, cfg->max_workers,
+               cfg->threads_per_child);
+        cfg->max_workers = cfg->threads_per_child;
+    }
+    cfg->active_daemons_limit = cfg->max_workers / cfg->threads_per_child;
+    if (cfg->max_workers % cfg->threads_per_child) {
+        int fixed = cfg->active_daemons_limit * cfg->threads_per_child;
+
+        record(adj, &n, EV2_ADJ_WORKERS_ROUNDED, cfg->max_workers, fixed);
+        cfg->max_workers = fixed;
+    }
+    if (cfg->active_daemons_limit > cfg->server_limit) {
+        int fixed = cfg->server_limit * cfg->threads_per_child;
+
+        record(adj, &n, EV2_ADJ_WORKERS_OVER_SLOTS, cfg->max_workers, fixed);
+        cfg->max_workers = fixed;
+        cfg->active_daemons_limit = cfg->server_limit;
+    }
+    if (cfg->daemons_to_start > cfg->active_daemons_limit) {
+        record(adj, &n, EV2_ADJ_START_OVER_LIMIT, cfg->daemons_to_start,
+               cfg->active_daemons_limit);
+        cfg->daemons_to_start = cfg->active_daemons_limit;
+    }
+    /* Otherwise the parent would stop a child only to start one again at
+     * the next maintenance pass.  Silent, as in stock. */
+    if (cfg->max_spare_threads
+        < cfg->min_spare_threads + cfg->threads_per_child) {
+        int fixed = cfg->min_spare_threads + cfg->threads_per_child;
+
+        record(adj, &n, EV2_ADJ_SPARE_RAISED, cfg->max_spare_threads, fixed);
+        cfg->max_spare_threads = fixed;
+    }
+    return n;
+}
+
+int ev2_admits(apr_uint32_t conns, apr_uint32_t lingering, int idle_workers,
+               int threads_per_child, apr_uint32_t factor_milli)
+{
+    apr_uint64_t active, limit;
+
+    if (idle_workers < 0) {
+        idle_workers = 0;
+    }
+    /* A connection counted lingering is still counted in conns; a
+     * momentary read of the two atomics apart cannot go below zero. */
+    active = conns > lingering ? conns - lingering : 0;
+    limit = (apr_uint64_t)threads_per_child
+            + ((apr_uint64_t)idle_workers * factor_milli) / EV2_FACTOR_SCALE;
+    return active < limit;
+}
+
+apr_time_t ev2_earliest(apr_time_t a, apr_time_t b)
+{
+    if (a == -1) {
+        return b;
+    }
+    return (b == -1 || a < b) ? a : b;
+}
+
+apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now)
+{
+    apr_time_t d;
+
+    if (deadline == -1) {
+        return -1;
+    }
+    if (deadline <= now) {
+        return 0;
+    }
+    d = deadline - now;
+    return ((d + 999) / 1000) * 1000;
+}
+
+void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)
+{
+    out->action = EV2_MAINT_NONE;
+    out->spawn = 0;
+    out->spawn_rate = 1;
+    out->hold_off = in->hold_off;
+
+    if (in->idle_threads > in->max_spare) {
+        /* Only stop a child if the scoreboard has room: while stopping
+         * children still hold slots, stopping more would leave nowhere to
+         * start replacements when load returns. */
+        if (in->total_daemons <= in->active_daemons_limit
+            && in->total_daemons < in->server_limit) {
+            out->action = EV2_MAINT_STOP_ONE;
+        }
+        else {
+            out->action = EV2_MAINT_KEEP_SURPLUS;
+        }
+        return;
+    }
+    if (in->idle_threads >= in->min_spare) {
+        return;
+    }
+    if (in->active_daemons >= in->active_daemons_limit) {
+        out->action = EV2_MAINT_AT_MAX_WORKERS;
+        return;
+    }
+    if (in->free_slots <= 0) {
+        out->action = EV2_MAINT_SCOREBOARD_FULL;
+        return;
+    }
+    out->action = EV2_MAINT_SPAWN;
+    out->spawn = in->free_slots;
+    if (out->spawn > in->active_daemons_limit - in->active_daemons) {
+        out->spawn = in->active_daemons_limit - in->active_daemons;
+    }
+    /* Exponential: a pass that had to start children may start twice as
+     * many next time, unless a restart asked to hold off a while. */
+    out->spawn_rate = in->spawn_rate;
+    if (in->hold_off > 0) {
+        out->hold_off = in->hold_off - 1;
+    }
+    else if (in->spawn_rate < in->max_spawn_rate) {
+        out->spawn_rate = in->spawn_rate * 2;
+    }
+}
