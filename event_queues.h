@@ -31,7 +31,7 @@
 #define EV2_NO_DEADLINE ((apr_time_t)-1)
 
 /** Most distinct kinds a set counts (kinds are 0 .. EV2_TQ_MAX_KINDS-1). */
-#define EV2_TQ_MAX_KINDS 8
+#define EV2_TQ_MAX_KINDS 16
 
 typedef struct ev2_link_t {
     struct ev2_link_t *prev, *next;

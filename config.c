@@ -1,0 +1,379 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * config.c - the MPM's directives and configuration passes: pre_config
+ * (defaults, retained data, detaching), the directive handlers,
+ * check_config (reconciling values that conflict), open_logs (listeners
+ * into buckets, one pipe of death each) and post_config (the timeout
+ * queues of every vhost).  Runs in the parent (and in -X's one process),
+ * on the main thread, once per configuration pass.  What a value means is
+ * decided in policy.c; this file reports it.
+ */
+
+#include "apr_strings.h"
+#include "apr_hash.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include "ev2.h"
+#include "http_main.h"
+#include "http_core.h"
+
+#define EV2_DEFAULT_START_DAEMONS       3
+#define EV2_DEFAULT_THREADS_PER_CHILD   25
+#define EV2_DEFAULT_MIN_SPARE_THREADS   75
+#define EV2_DEFAULT_MAX_SPARE_THREADS   250
+#define EV2_DEFAULT_MAX_WORKERS         400
+#define EV2_DEFAULT_SERVER_LIMIT        16
+#define EV2_DEFAULT_THREAD_LIMIT        64
+#define EV2_MAX_SERVER_LIMIT            20000
+#define EV2_MAX_THREAD_LIMIT            100000
+#define EV2_DEFAULT_FACTOR_MILLI        (2 * EV2_FACTOR_SCALE)
+
+ev2_config_t ev2_cfg;
+ev2_tq_set_t *ev2_queues;
+ev2_retained_t *ev2_retained;
+ev2_bucket_t *ev2_buckets;
+int ev2_one_process;
+apr_pool_t *ev2_pconf;
+
+static int is_startup_pass(void)
+{
+    return ev2_retained->mpm->module_loads == 1;
+}
+
+/* What an integer directive sets and the values it accepts. */
+typedef struct {
+    int *field;
+    long lo, hi;
+} ev2_int_directive_t;
+
+static ev2_int_directive_t start_servers_arg = {
+    &ev2_cfg.daemons_to_start, 1, EV2_MAX_SERVER_LIMIT };
+static ev2_int_directive_t min_spare_arg = {
+    &ev2_cfg.min_spare_threads, 1, INT_MAX };
+static ev2_int_directive_t max_spare_arg = {
+    &ev2_cfg.max_spare_threads, 1, INT_MAX };
+static ev2_int_directive_t max_workers_arg = {
+    &ev2_cfg.max_workers, 1, INT_MAX };
+static ev2_int_directive_t threads_per_child_arg = {
+    &ev2_cfg.threads_per_child, 1, EV2_MAX_THREAD_LIMIT };
+static ev2_int_directive_t server_limit_arg = {
+    &ev2_cfg.server_limit, 1, EV2_MAX_SERVER_LIMIT };
+static ev2_int_directive_t thread_limit_arg = {
+    &ev2_cfg.thread_limit, 1, EV2_MAX_THREAD_LIMIT };
+
+/* Every integer directive: server-wide only, a whole number in range. */
+static const char *set_int_directive(cmd_parms *cmd, void *d, const char *arg)
+{
+    const ev2_int_directive_t *what = cmd->info;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)d;
+    if (err != NULL) {
+        return err;
+    }
+    if (!strcasecmp(cmd->cmd->name, "MaxClients")) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, NULL, EV2LOG(001)
+                     "MaxClients is deprecated, use MaxRequestWorkers "
+                     "instead.");
+    }
+    if (ev2_parse_whole(arg, what->lo, what->hi, what->field) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "%s: invalid value '%s': expected a whole "
+                            "number from %ld to %ld",
+                            cmd->cmd->name, arg, what->lo, what->hi);
+    }
+    return NULL;
+}
+
+static const char *set_worker_factor(cmd_parms *cmd, void *d, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)d;
+    if (err != NULL) {
+        return err;
+    }
+    if (ev2_parse_factor(arg, &ev2_cfg.factor_milli) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "%s: invalid value '%s': expected a number "
+                            "from 0.001 to %.0f (fractions allowed)",
+                            cmd->cmd->name, arg, EV2_MAX_FACTOR);
+    }
+    return NULL;
+}
+
+const command_rec ev2_cmds[] = {
+    LISTEN_COMMANDS,
+    AP_GRACEFUL_SHUTDOWN_TIMEOUT_COMMAND,
+    AP_INIT_TAKE1("StartServers", set_int_directive, &start_servers_arg,
+                  RSRC_CONF,
+                  "Number of child processes launched at server startup "
+                  "(1-20000, default 3)"),
+    AP_INIT_TAKE1("MinSpareThreads", set_int_directive, &min_spare_arg,
+                  RSRC_CONF,
+                  "Minimum number of idle threads, to handle request spikes "
+                  "(1-2147483647, default 75)"),
+    AP_INIT_TAKE1("MaxSpareThreads", set_int_directive, &max_spare_arg,
+                  RSRC_CONF,
+                  "Maximum number of idle threads (1-2147483647, default 250)"),
+    AP_INIT_TAKE1("MaxClients", set_int_directive, &max_workers_arg, RSRC_CONF,
+                  "Deprecated name of MaxRequestWorkers (1-2147483647)"),
+    AP_INIT_TAKE1("MaxRequestWorkers", set_int_directive, &max_workers_arg,
+                  RSRC_CONF,
+                  "Maximum number of threads alive at the same time "
+                  "(1-2147483647, default 400)"),
+    AP_INIT_TAKE1("ThreadsPerChild", set_int_directive, &threads_per_child_arg,
+                  RSRC_CONF,
+                  "Number of worker threads each child process creates "
+                  "(1-100000, default 25)"),
+    AP_INIT_TAKE1("ServerLimit", set_int_directive, &server_limit_arg,
+                  RSRC_CONF,
+                  "Maximum number of child processes (scoreboard slots; "
+                  "1-20000, default 16)"),
+    AP_INIT_TAKE1("ThreadLimit", set_int_directive, &thread_limit_arg,
+                  RSRC_CONF,
+                  "Maximum worker threads in a process (scoreboard size; "
+                  "1-100000, default 64)"),
+    AP_INIT_TAKE1("AsyncRequestWorkerFactor", set_worker_factor, NULL,
+                  RSRC_CONF,
+                  "How many connections a child may hold per idle worker "
+                  "beyond ThreadsPerChild (0.001-100000, fractions allowed, "
+                  "default 2)"),
+    { NULL }
+};
+
+/* How each reconciliation is reported: the directive, and the message
+ * with the configured value (%d) and the one used (%d).  NULL: silent. */
+static const struct {
+    const char *directive;
+    const char *fmt;
+} adjust_msgs[] = {
+    [EV2_ADJ_SERVER_LIMIT_FIXED] = { "ServerLimit",
+        "%s of %d is not allowed across a restart; keeping %d until a "
+        "full stop" },
+    [EV2_ADJ_THREAD_LIMIT_FIXED] = { "ThreadLimit",
+        "%s of %d is not allowed across a restart; keeping %d until a "
+        "full stop" },
+    [EV2_ADJ_THREADS_OVER_LIMIT] = { "ThreadsPerChild",
+        "%s of %d exceeds ThreadLimit; lowered to %d" },
+    [EV2_ADJ_WORKERS_UNDER_TPC] = { "MaxRequestWorkers",
+        "%s of %d is less than ThreadsPerChild; raised to %d" },
+    [EV2_ADJ_WORKERS_ROUNDED] = { "MaxRequestWorkers",
+        "%s of %d is not a multiple of ThreadsPerChild; rounded down to %d" },
+    [EV2_ADJ_WORKERS_OVER_SLOTS] = { "MaxRequestWorkers",
+        "%s of %d would need more than ServerLimit children; lowered to %d" },
+    [EV2_ADJ_START_OVER_LIMIT] = { "StartServers",
+        "%s of %d exceeds the %d children MaxRequestWorkers allows; "
+        "lowered" },
+    [EV2_ADJ_SPARE_RAISED] = { "MaxSpareThreads", NULL },
+};
+
+/* Reconcile values that are each valid but conflict; warn, as stock does. */
+int ev2_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                     server_rec *s)
+{
+    ev2_adjustment_t adj[EV2_MAX_ADJUSTMENTS];
+    int startup = is_startup_pass();
+    int i, n;
+
+    (void)p; (void)plog; (void)ptemp;
+    n = ev2_config_reconcile(&ev2_cfg, &ev2_retained->first_server_limit,
+                             &ev2_retained->first_thread_limit, adj);
+    for (i = 0; i < n; i++) {
+        const char *fmt = adjust_msgs[adj[i].what].fmt;
+
+        if (fmt == NULL) {
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING | (startup ? APLOG_STARTUP : 0),
+                     0, startup ? NULL : s, EV2LOG(002) "WARNING: %s",
+                     apr_psprintf(s->process->pconf, fmt,
+                                  adjust_msgs[adj[i].what].directive,
+                                  adj[i].from, adj[i].to));
+    }
+    return OK;
+}
+
+int ev2_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    int no_detach, foreground;
+    static const char key[] = "mpm_event2_retained";
+
+    (void)plog; (void)ptemp;
+    if (ap_exists_config_define("DEBUG")) {
+        ev2_one_process = 1;
+        foreground = 1;
+        no_detach = 0;
+    }
+    else {
+        ev2_one_process = ap_exists_config_define("ONE_PROCESS");
+        no_detach = ap_exists_config_define("NO_DETACH");
+        foreground = ap_exists_config_define("FOREGROUND");
+    }
+
+    ev2_retained = ap_retained_data_get(key);
+    if (!ev2_retained) {
+        ev2_retained = ap_retained_data_create(key, sizeof(*ev2_retained));
+        ev2_retained->mpm = ap_unixd_mpm_get_retained_data();
+    }
+    if (ev2_retained->mpm->baton != ev2_retained) {
+        /* Another MPM ran before us in this process: nothing it left
+         * (children, scoreboard) is ours to reuse gracefully. */
+        ev2_retained->mpm->was_graceful = 0;
+        ev2_retained->mpm->baton = ev2_retained;
+    }
+    ev2_retained->mpm->mpm_state = AP_MPMQ_STARTING;
+    ++ev2_retained->mpm->module_loads;
+
+    if (ev2_retained->mpm->module_loads == 2 && !ev2_one_process
+        && !foreground) {
+        apr_status_t rv;
+
+        ap_fatal_signal_setup(ap_server_conf, pconf);
+        rv = apr_proc_detach(no_detach ? APR_PROC_DETACH_FOREGROUND
+                                       : APR_PROC_DETACH_DAEMONIZE);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, NULL, EV2LOG(050)
+                         "apr_proc_detach failed");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ap_listen_pre_config();
+    ev2_cfg.daemons_to_start = EV2_DEFAULT_START_DAEMONS;
+    ev2_cfg.min_spare_threads = EV2_DEFAULT_MIN_SPARE_THREADS;
+    ev2_cfg.max_spare_threads = EV2_DEFAULT_MAX_SPARE_THREADS;
+    ev2_cfg.max_workers = EV2_DEFAULT_MAX_WORKERS;
+    ev2_cfg.server_limit = EV2_DEFAULT_SERVER_LIMIT;
+    ev2_cfg.thread_limit = EV2_DEFAULT_THREAD_LIMIT;
+    ev2_cfg.threads_per_child = EV2_DEFAULT_THREADS_PER_CHILD;
+    ev2_cfg.factor_milli = EV2_DEFAULT_FACTOR_MILLI;
+    ev2_cfg.active_daemons_limit = ev2_cfg.max_workers
+                                   / ev2_cfg.threads_per_child;
+    return OK;
+}
+
+/* Make sure the retained per-bucket spawn rates cover num_buckets. */
+static void size_spawn_rates(int num_buckets)
+{
+    int i;
+
+    if (ev2_retained->mpm->max_buckets < num_buckets) {
+        int *rates = apr_pcalloc(ap_pglobal, num_buckets * sizeof(int));
+
+        for (i = 0; i < ev2_retained->mpm->max_buckets; i++) {
+            rates[i] = ev2_retained->idle_spawn_rate[i];
+        }
+        ev2_retained->idle_spawn_rate = rates;
+        ev2_retained->mpm->max_buckets = num_buckets;
+    }
+    for (i = 0; i < num_buckets; i++) {
+        if (ev2_retained->idle_spawn_rate[i] < 1) {
+            ev2_retained->idle_spawn_rate[i] = 1;
+        }
+    }
+}
+
+int ev2_open_logs(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                  server_rec *s)
+{
+    int startup = is_startup_pass();
+    int level_flags = startup ? APLOG_STARTUP : 0;
+    server_rec *log_s = startup ? NULL : s;
+    int num_buckets, i;
+    ap_listen_rec **listen_buckets;
+    apr_status_t rv;
+
+    (void)plog; (void)ptemp;
+    ev2_pconf = p;
+    if (ap_setup_listeners(ap_server_conf) < 1) {
+        ap_log_error(APLOG_MARK, APLOG_ALERT | level_flags, 0, log_s,
+                     EV2LOG(060) "no listening sockets available, "
+                     "shutting down");
+        return !OK;
+    }
+
+    if (ev2_one_process) {
+        num_buckets = 1;
+    }
+    else if (ev2_retained->mpm->was_graceful) {
+        /* Keep the buckets the running children were started with. */
+        num_buckets = ev2_retained->mpm->num_buckets;
+    }
+    else {
+        num_buckets = 0;
+    }
+    rv = ap_duplicate_listeners(p, ap_server_conf, &listen_buckets,
+                                &num_buckets);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT | level_flags, rv, log_s,
+                     EV2LOG(061) "could not duplicate listeners");
+        return !OK;
+    }
+
+    ev2_buckets = apr_pcalloc(p, num_buckets * sizeof(*ev2_buckets));
+    for (i = 0; i < num_buckets; i++) {
+        if (!ev2_one_process
+            && (rv = ap_mpm_podx_open(p, &ev2_buckets[i].pod))
+               != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT | level_flags, rv, log_s,
+                         EV2LOG(062) "could not open pipe-of-death");
+            return !OK;
+        }
+        ev2_buckets[i].listeners = listen_buckets[i];
+    }
+    size_spawn_rates(num_buckets);
+    ev2_retained->mpm->num_buckets = num_buckets;
+    return OK;
+}
+
+/* The queue of kind state with this timeout, created on first use; the
+ * vhosts that share a timeout share the queue. */
+static ev2_tq_t *queue_for(apr_hash_t *by_timeout, conn_state_e state,
+                           apr_interval_time_t timeout, apr_pool_t *p)
+{
+    ev2_tq_t *q = apr_hash_get(by_timeout, &timeout, sizeof(timeout));
+
+    if (!q) {
+        apr_interval_time_t *key = apr_pmemdup(p, &timeout, sizeof(timeout));
+
+        q = ev2_tq_create(ev2_queues, (int)state, timeout);
+        apr_hash_set(by_timeout, key, sizeof(*key), q);
+    }
+    return q;
+}
+
+/* For each vhost, a queue per parking state (conn.c's table says which
+ * states park and with what timeout), the main server's first. */
+int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                    server_rec *s)
+{
+    apr_hash_t *by_timeout[CONN_STATE_NUM];
+    server_rec *vs;
+    int st;
+
+    (void)plog;
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    for (st = 0; st < CONN_STATE_NUM; st++) {
+        by_timeout[st] = apr_hash_make(ptemp);
+    }
+    ev2_queues = ev2_tq_set_create(pconf);
+    for (vs = s; vs; vs = vs->next) {
+        ev2_srv_t *sc = apr_pcalloc(pconf, sizeof(*sc));
+
+        for (st = 0; st < CONN_STATE_NUM; st++) {
+            const ev2_state_t *row = ev2_state_of((conn_state_e)st);
+
+            if (row) {
+                sc->q[st] = queue_for(by_timeout[st], (conn_state_e)st,
+                                      row->timeout(vs), pconf);
+            }
+        }
+        ap_set_module_config(vs->module_config, &mpm_event2_module, sc);
+    }
+    return OK;
+}

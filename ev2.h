@@ -1,0 +1,346 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+
+/*
+ * ev2.h - private to mod_mpm_event2: the types, globals and functions its
+ * files share.  Nothing here is exported from the .so (built with
+ * -fvisibility=hidden); mpm_event2_module is the only public symbol.
+ *
+ * Who runs what:
+ *   parent process   config.c (configuration passes), parent.c
+ *   child, main      child.c (start, signals, stop)
+ *   child, listener  listener.c (the loop), accept.c (accepting,
+ *                    admission, early closes), the listener half of
+ *                    conn.c (ready and expired connections)
+ *   child, workers   worker.c, the worker half of conn.c
+ *   any thread       status.c (our scoreboard slot), policy.c, hooks in
+ *                    mod_mpm_event2.c
+ *
+ * Ownership: a connection belongs to exactly one of a worker, the
+ * listener (while it is parked: on one timeout queue and armed in the
+ * epoll set) or a module (suspended).  Parking (ev2_conn_park) is the only
+ * hand-over from a worker to the listener; from the moment it is done the
+ * listener may already hand the connection on.
+ *
+ * Lock order: child->qlock, then child->busy_lock.  Neither is held while
+ * calling into httpd hooks or filters.  The fdqueue has its own lock.
+ */
+
+#ifndef EV2_H
+#define EV2_H
+
+#include <stddef.h>
+
+#include "apr.h"
+#include "apr_atomic.h"
+#include "apr_portable.h"
+#include "apr_thread_proc.h"
+#include "apr_thread_mutex.h"
+
+#include "ap_config.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "ap_listen.h"
+#include "ap_mpm.h"
+#include "mpm_common.h"
+#include "scoreboard.h"
+#include "unixd.h"
+
+#include "policy.h"
+#include "fdqueue.h"
+#include "poller.h"
+#include "event_queues.h"
+#include "memtrim.h"
+
+/* Built with -fvisibility=hidden: only the module record is exported. */
+extern __attribute__((visibility("default")))
+module AP_MODULE_DECLARE_DATA mpm_event2_module;
+APLOG_USE_MODULE(mpm_event2);
+
+/* Our own log tags, in the style of httpd's APLOGNO. */
+#define EV2LOG(n) "EV2" #n ": "
+
+/* Lingering close: how long we wait for the client to close. */
+#define EV2_LINGER_NORMAL               apr_time_from_sec(30)
+#define EV2_LINGER_SHORT                apr_time_from_sec(2)
+
+/* A parked connection only wakes the listener when its deadline is this
+ * much earlier than the listener's planned wake-up: timeouts are never
+ * early, and at most this late. */
+#define EV2_WAKE_SLACK                  apr_time_from_msec(20)
+
+/* ---- configuration (config.c) ---- */
+
+/* Per virtual host: the timeout queue of each parking state, indexed by
+ * conn_state_e; NULL for states nobody parks in.  Vhosts with the same
+ * timeout share a queue. */
+typedef struct {
+    ev2_tq_t *q[CONN_STATE_NUM];
+} ev2_srv_t;
+
+/* What survives the DSO being unloaded and reloaded on each restart. */
+typedef struct {
+    ap_unixd_mpm_retained_data *mpm;
+    int first_server_limit;
+    int first_thread_limit;
+    int max_daemon_used;        /* highest slot ever used + 1 */
+    int active_daemons;         /* live children not stopping */
+    int total_daemons;          /* all live children */
+    int *idle_spawn_rate;       /* per bucket */
+    int sick_child_detected;
+    int maxworkers_reported;
+    int near_maxworkers_reported;
+    int scoreboard_full_reported;
+    int hold_off_on_exponential_spawning;
+    int abrupt_deaths;          /* children killed by a signal in a row */
+    /* Per slot, parent-private: the child no longer counts as active
+     * (it is stopping).  Kept here rather than read back from the
+     * child-writable scoreboard. */
+    char *uncounted;
+} ev2_retained_t;
+
+typedef struct {
+    ap_pod_t *pod;
+    ap_listen_rec *listeners;
+} ev2_bucket_t;
+
+/* Rebuilt from the defaults on every configuration pass. */
+extern ev2_config_t ev2_cfg;
+/* Every timeout queue of this configuration generation (post_config). */
+extern ev2_tq_set_t *ev2_queues;
+extern ev2_retained_t *ev2_retained;
+extern ev2_bucket_t *ev2_buckets;
+extern int ev2_one_process;
+extern apr_pool_t *ev2_pconf;
+
+int ev2_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp);
+int ev2_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                     server_rec *s);
+int ev2_open_logs(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
+                  server_rec *s);
+int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                    server_rec *s);
+extern const command_rec ev2_cmds[];
+
+static inline ev2_srv_t *ev2_srv_of(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &mpm_event2_module);
+}
+
+/* ---- parent (parent.c) ---- */
+
+int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s);
+
+/* ---- what the fdqueue and the epoll set carry ---- */
+
+typedef enum {
+    EV2_ITEM_CONN,
+    EV2_ITEM_TIMER,
+    EV2_ITEM_LISTENER
+} ev2_item_kind_e;
+
+/* The first member of each thing queued or polled. */
+typedef struct {
+    ev2_fdq_elem_t link;
+    ev2_item_kind_e kind;
+} ev2_item_t;
+
+#define EV2_CONTAINER(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+typedef struct ev2_conn_t {
+    ev2_item_t item;            /* kind EV2_ITEM_CONN; must stay first */
+    ev2_tq_entry_t tq;          /* timeout queue link (under qlock) */
+    apr_pool_t *p;              /* the connection's pool ("ptrans") */
+    apr_socket_t *sd;
+    apr_bucket_alloc_t *ba;
+    conn_rec *c;                /* NULL until a worker created it */
+    request_rec *r;             /* current request, for suspend hooks */
+    ap_sb_handle_t *sbh;
+    ev2_srv_t *sc;              /* vhost whose timeouts apply */
+    ev2_pollee_t pe;            /* one-shot: armed while parked */
+    conn_state_t pub;           /* c->cs points here */
+    apr_time_t linger_since;    /* one stamp for the whole linger */
+    ev2_trim_mark_t trim_pool;  /* memtrim.h: p's first block */
+    ev2_trim_mark_t trim_ba;    /* memtrim.h: ba's first block */
+    unsigned int is_lingering:1;
+    unsigned int is_suspended:1;
+    unsigned int is_expired:1;  /* its deadline passed while parked */
+} ev2_conn_t;
+
+typedef struct ev2_timer_ev_t {
+    ev2_item_t item;            /* kind EV2_ITEM_TIMER */
+    ev2_timer_t t;
+    ap_mpm_callback_fn_t *cb;
+    void *baton;
+    struct ev2_timer_ev_t *next_free;
+} ev2_timer_ev_t;
+
+typedef struct {
+    ev2_item_t item;            /* kind EV2_ITEM_LISTENER */
+    ap_listen_rec *lr;
+    ev2_pollee_t pe;            /* level-triggered */
+    unsigned int is_readable:1; /* listener: seen readable this batch */
+} ev2_lsock_t;
+
+typedef struct {
+    int tid;
+    apr_thread_t *thd;
+} ev2_worker_t;
+
+/* ---- the child runtime (child.c) ---- */
+
+typedef enum {
+    EV2_RUNNING = 0,
+    EV2_GRACEFUL,
+    EV2_UNGRACEFUL
+} ev2_stop_mode_e;
+
+typedef struct {
+    /* Set once by the child's main thread before the threads start; read
+     * by all of them. */
+    apr_pool_t *pool;           /* runtime objects; a child of pconf */
+    apr_pool_t *conn_root;      /* parent of connection pools; owns the
+                                 * allocator they share */
+    apr_pool_t *pchild;
+    int slot;
+    ev2_bucket_t *bucket;       /* the listeners and pod of this child */
+    ev2_fdq_t *fdq;
+    ev2_poller_t *poller;
+    ev2_worker_t *workers;
+    apr_thread_t *listener;
+
+    /* qlock guards the timeout queues (every parked connection's tq
+     * link), the timer heap and its free list, and sleep_until. */
+    apr_thread_mutex_t *qlock;
+    ev2_theap_t *timers;
+    ev2_timer_ev_t *timer_free;
+    apr_size_t timers_alloc;
+    apr_time_t sleep_until;     /* listener's planned wake-up, or -1 */
+
+    /* busy_lock guards busy[]: the connection each worker runs, so an
+     * ungraceful stop can shutdown() their sockets without racing a
+     * close (and fd reuse) in the worker. */
+    apr_thread_mutex_t *busy_lock;
+    ev2_conn_t **busy;
+
+    /* Atomics, any thread. */
+    apr_uint32_t wake_pending;  /* a wake-up of the listener is in flight */
+    apr_uint32_t conns;         /* accepted and not yet closed */
+    apr_uint32_t lingering;     /* of those, in lingering close */
+    apr_uint32_t suspended;
+    apr_uint32_t accepting_off; /* listening sockets out of the epoll set */
+    apr_uint32_t stop_mode;     /* ev2_stop_mode_e */
+    apr_uint32_t live_workers;
+    apr_uint32_t listener_done;
+    apr_uint32_t stopping_hooks_run;
+
+    /* Written by the listener before it sets listener_done; read by the
+     * main thread after joining it. */
+    int exit_code;
+} ev2_child_t;
+
+/* The one child runtime of this process, NULL in the parent. */
+extern ev2_child_t *ev2_child;
+
+void ev2_child_main(int slot, int bucket) __attribute__((noreturn));
+void ev2_child_stop(ev2_stop_mode_e mode);
+void ev2_wake_listener(void);
+apr_time_t ev2_now(void);
+
+static inline int ev2_is_stopping(void)
+{
+    return apr_atomic_read32(&ev2_child->stop_mode) != EV2_RUNNING;
+}
+
+static inline int ev2_is_ungraceful(void)
+{
+    return apr_atomic_read32(&ev2_child->stop_mode) == EV2_UNGRACEFUL;
+}
+
+static inline int ev2_os_sock(apr_socket_t *s)
+{
+    apr_os_sock_t fd = -1;
+
+    apr_os_sock_get(&fd, s);
+    return fd;
+}
+
+/* ---- our scoreboard slot (status.c) ---- */
+
+void ev2_status_queues(void);           /* caller holds qlock */
+void ev2_status_conns(void);
+void ev2_status_accepting(int on);
+void ev2_status_quiescing(void);
+void ev2_status_worker(int tid, int status);
+
+/* ---- listener thread (listener.c, accept.c) ---- */
+
+/* State only the listener thread touches. */
+typedef struct {
+    ev2_lsock_t *lsocks;
+    int num_lsocks;
+    int is_draining;
+    int conns_left;             /* MaxConnectionsPerChild */
+    int want_room;              /* close idle connections after the batch */
+    int accept_failed_logged;   /* a failed re-add was logged */
+    apr_time_t accept_backoff_until;
+    apr_time_t drain_at;        /* stopping: next keep-alive or linger
+                                 * connection to close early */
+    apr_time_t room_at;         /* accepting is off with a client
+                                 * waiting: the next idle connection that
+                                 * will be idle long enough to close */
+} ev2_listener_t;
+
+/* The listener's state, with its listening sockets ready to poll; main
+ * thread, before the threads start. */
+apr_status_t ev2_listener_create(ev2_listener_t **pl, apr_pool_t *p);
+void *APR_THREAD_FUNC ev2_listener_main(apr_thread_t *thd, void *arg);
+
+void ev2_accepting_set(ev2_listener_t *l, int on, apr_time_t now);
+int ev2_admission_open(void);
+void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls);
+apr_time_t ev2_close_idle(apr_time_t now);
+
+/* ---- workers (worker.c) ---- */
+
+void *APR_THREAD_FUNC ev2_worker_main(apr_thread_t *thd, void *arg);
+void ev2_worker_went_idle(void *arg);
+void ev2_set_busy(ev2_worker_t *w, ev2_conn_t *cs);
+
+/* ---- connections (conn.c) ---- */
+
+/* What a parking state means, one row per state a connection waits in
+ * the listener's hands (ev2_state_of() is NULL for the others). */
+typedef struct {
+    const char *name;
+    unsigned int poll;          /* EV2_POLL_* to wait for */
+    unsigned int honours_sense:1; /* CONN_SENSE_WANT_* overrides poll */
+    unsigned int keeps_stamp:1; /* the deadline counts from linger_since,
+                                 * for the whole state, not per park */
+    unsigned int is_idle:1;     /* may be closed early to make room */
+    /* The timeout of this state's queue for vhost s (post_config). */
+    apr_interval_time_t (*timeout)(const server_rec *s);
+    /* Listener: the socket is ready.  cs is still on its queue. */
+    void (*ready)(ev2_conn_t *cs);
+    /* Listener: its deadline passed, or it is closed early; cs is off its
+     * queue and out of the epoll set. */
+    void (*expired)(ev2_conn_t *cs);
+} ev2_state_t;
+
+const ev2_state_t *ev2_state_of(conn_state_e state);
+
+static inline ev2_conn_t *ev2_conn_of(conn_rec *c)
+{
+    return ap_get_module_config(c->conn_config, &mpm_event2_module);
+}
+
+ev2_conn_t *ev2_conn_new(apr_pool_t *p, apr_socket_t *sd);
+apr_pool_t *ev2_conn_pool_get(void);
+void ev2_conn_pool_put(apr_pool_t *p);
+void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs);
+void ev2_conn_ready(ev2_conn_t *cs);
+void ev2_conn_expired(ev2_conn_t *cs);
+
+#endif /* EV2_H */

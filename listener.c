@@ -1,0 +1,293 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * listener.c - the listener thread's loop.  One turn is a recipe:
+ *
+ *   1. poll      sleep until an event or the next deadline
+ *   2. dispatch  each ready connection to its state's handler (conn.c's
+ *                table); note the readable listening sockets
+ *   3. accept    on the noted listening sockets, as admission allows
+ *                (closing idle connections early when there is no room)
+ *   4. deferred  idle connections that became old enough to close early
+ *   5. timers    due timed callbacks to the workers
+ *   6. expiry    connections whose deadline passed (and, when stopping,
+ *                the drain)
+ *   7. admission the listening sockets back in when a worker is free
+ *
+ * Listener thread only; the state in ev2_listener_t is its own.
+ */
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "ev2.h"
+
+apr_status_t ev2_listener_create(ev2_listener_t **pl, apr_pool_t *p)
+{
+    ev2_listener_t *l = apr_pcalloc(p, sizeof(*l));
+    ap_listen_rec *lr;
+    int i;
+
+    for (lr = ev2_child->bucket->listeners; lr; lr = lr->next) {
+        l->num_lsocks++;
+    }
+    l->lsocks = apr_pcalloc(p, l->num_lsocks * sizeof(*l->lsocks));
+    for (i = 0, lr = ev2_child->bucket->listeners; lr; lr = lr->next, i++) {
+        ev2_lsock_t *ls = &l->lsocks[i];
+        apr_status_t rv;
+
+        ls->item.kind = EV2_ITEM_LISTENER;
+        ls->lr = lr;
+        ev2_pollee_init(&ls->pe, ev2_os_sock(lr->sd), ls);
+        /* Several children accept on the same socket and all wake for a
+         * new connection: the losers must get EAGAIN, not block. */
+        if ((rv = apr_socket_opt_set(lr->sd, APR_SO_NONBLOCK, 1))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        if (!lr->accept_func) {
+            lr->accept_func = ap_unixd_accept;
+        }
+    }
+    l->conns_left = ap_max_requests_per_child;
+    l->drain_at = EV2_NO_DEADLINE;
+    l->room_at = EV2_NO_DEADLINE;
+    *pl = l;
+    return APR_SUCCESS;
+}
+
+/* Step 2: what one batch says.  Connections go to their state's handler
+ * at once; listening sockets are only noted, for step 3. */
+static void dispatch(const ev2_poll_event_t *out, int num)
+{
+    int i;
+
+    for (i = 0; i < num; i++) {
+        ev2_item_t *item = out[i].data;
+
+        if (item->kind == EV2_ITEM_LISTENER) {
+            ((ev2_lsock_t *)item)->is_readable = 1;
+        }
+        else {
+            ev2_conn_ready((ev2_conn_t *)item);
+        }
+    }
+}
+
+/* Step 3. */
+static void accept_noted(ev2_listener_t *l)
+{
+    int i;
+
+    for (i = 0; i < l->num_lsocks; i++) {
+        ev2_lsock_t *ls = &l->lsocks[i];
+
+        if (ls->is_readable) {
+            ls->is_readable = 0;
+            if (!ev2_is_stopping()
+                && !apr_atomic_read32(&ev2_child->accepting_off)) {
+                ev2_accept_on(l, ls);
+            }
+        }
+    }
+}
+
+/* Step 4: accepting found no room with a client waiting, or could not
+ * accept for lack of resources.  Also when the client that found admission
+ * closed still waits (accepting is off, no worker is free) and more idle
+ * connections have now been idle long enough. */
+static void make_room(ev2_listener_t *l, apr_time_t now)
+{
+    if (l->want_room) {
+        l->want_room = 0;
+        l->room_at = ev2_close_idle(now);
+        return;
+    }
+    if (l->room_at == EV2_NO_DEADLINE || l->room_at > now) {
+        return;
+    }
+    l->room_at = EV2_NO_DEADLINE;
+    if (apr_atomic_read32(&ev2_child->accepting_off)
+        && ev2_fdq_idle(ev2_child->fdq) <= 0) {
+        l->room_at = ev2_close_idle(now);
+    }
+}
+
+/* Step 5. */
+static void run_due_timers(apr_time_t now)
+{
+    ev2_timer_t *t;
+
+    for (;;) {
+        apr_thread_mutex_lock(ev2_child->qlock);
+        t = ev2_theap_pop_expired(ev2_child->timers, now);
+        apr_thread_mutex_unlock(ev2_child->qlock);
+        if (!t) {
+            break;
+        }
+        ev2_fdq_push(ev2_child->fdq,
+                     &EV2_CONTAINER(t, ev2_timer_ev_t, t)->item.link);
+    }
+}
+
+/* A stopping child closes its idle connections now, each once it is
+ * surely idle, and gives lingering closes the short budget only, so that
+ * it can exit. */
+static void drain(ev2_listener_t *l, apr_time_t now)
+{
+    ev2_tq_t *linger_q =
+        ev2_srv_of(ap_server_conf)->q[CONN_STATE_LINGER_NORMAL];
+    apr_interval_time_t cut = EV2_LINGER_NORMAL - EV2_LINGER_SHORT;
+    apr_time_t next = ev2_close_idle(now), lnext;
+    ev2_tq_entry_t *e;
+
+    for (;;) {
+        apr_thread_mutex_lock(ev2_child->qlock);
+        e = ev2_tq_pop_expired(linger_q, now + cut);
+        lnext = ev2_tq_next_deadline(linger_q);
+        if (e) {
+            ev2_status_queues();
+        }
+        else {
+            l->drain_at = ev2_earliest(next, lnext == EV2_NO_DEADLINE
+                                             ? lnext : lnext - cut);
+        }
+        apr_thread_mutex_unlock(ev2_child->qlock);
+        if (!e) {
+            break;
+        }
+        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
+    }
+}
+
+/* Step 6. */
+static void expire_queues(ev2_listener_t *l, apr_time_t now)
+{
+    ev2_tq_entry_t *e;
+
+    if (l->is_draining) {
+        drain(l, now);
+    }
+    for (;;) {
+        apr_thread_mutex_lock(ev2_child->qlock);
+        e = ev2_tq_set_pop_expired(ev2_queues, now);
+        if (e) {
+            ev2_status_queues();
+        }
+        apr_thread_mutex_unlock(ev2_child->qlock);
+        if (!e) {
+            break;
+        }
+        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
+    }
+}
+
+/* Step 7: after a backoff, or once admission opens again (a worker went
+ * idle, connections closed), the listening sockets go back in. */
+static void reopen_admission(ev2_listener_t *l, apr_time_t now)
+{
+    if (l->is_draining || ev2_is_stopping()) {
+        return;
+    }
+    if (l->accept_backoff_until > now) {
+        return;
+    }
+    l->accept_backoff_until = 0;
+    if (apr_atomic_read32(&ev2_child->accepting_off) && ev2_admission_open()) {
+        ev2_accepting_set(l, 1, now);
+    }
+}
+
+/* How long step 1 may sleep: until the earliest real deadline, rounded up
+ * to the millisecond; for ever when nothing waits. */
+static apr_interval_time_t next_timeout(ev2_listener_t *l, apr_time_t now)
+{
+    apr_time_t d;
+
+    apr_thread_mutex_lock(ev2_child->qlock);
+    d = ev2_earliest(ev2_tq_set_next_deadline(ev2_queues),
+                     ev2_theap_next_deadline(ev2_child->timers));
+    if (l->accept_backoff_until) {
+        d = ev2_earliest(d, l->accept_backoff_until);
+    }
+    d = ev2_earliest(d, l->drain_at);
+    d = ev2_earliest(d, l->room_at);
+    ev2_child->sleep_until = d;
+    apr_thread_mutex_unlock(ev2_child->qlock);
+    return ev2_poll_timeout(d, now);
+}
+
+/* The child stops accepting for good and lets its spare workers go. */
+static void begin_drain(ev2_listener_t *l)
+{
+    l->is_draining = 1;
+    if (!apr_atomic_read32(&ev2_child->accepting_off)) {
+        ev2_accepting_set(l, 0, 0);
+    }
+    ap_close_listeners_ex(ev2_child->bucket->listeners);
+    ev2_status_quiescing();
+    ev2_fdq_pool_drain(ev2_child->fdq);
+    /* Let workers beyond what the remaining connections need exit. */
+    ev2_fdq_interrupt_all(ev2_child->fdq);
+}
+
+/* Whether the loop is over; starts the drain when a stop was asked. */
+static int listener_may_exit(ev2_listener_t *l)
+{
+    if (ev2_is_ungraceful()) {
+        return 1;
+    }
+    if (ev2_is_stopping() && !l->is_draining) {
+        begin_drain(l);
+    }
+    return l->is_draining && apr_atomic_read32(&ev2_child->conns) == 0;
+}
+
+/* Step 1.  A broken epoll set makes the child stop gracefully, to be
+ * replaced by the parent. */
+static int poll_once(ev2_listener_t *l, const ev2_poll_event_t **out)
+{
+    apr_interval_time_t timeout = next_timeout(l, ev2_now());
+    apr_status_t rv;
+    int num = 0;
+
+    rv = ev2_poller_wait(ev2_child->poller, timeout, &num, out);
+    apr_atomic_set32(&ev2_child->wake_pending, 0);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EINTR(rv)
+        && !APR_STATUS_IS_TIMEUP(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, ap_server_conf, EV2LOG(090)
+                     "epoll_wait failed; stopping this child");
+        ev2_child_stop(EV2_GRACEFUL);
+        ev2_child->exit_code = APEXIT_CHILDSICK;
+        return 0;
+    }
+    return rv == APR_SUCCESS ? num : 0;
+}
+
+void *APR_THREAD_FUNC ev2_listener_main(apr_thread_t *thd, void *arg)
+{
+    ev2_listener_t *l = arg;
+
+    (void)thd;
+    ev2_accepting_set(l, 1, ev2_now());
+    while (!listener_may_exit(l)) {
+        const ev2_poll_event_t *out = NULL;
+        int num = poll_once(l, &out);
+        apr_time_t now;
+
+        dispatch(out, num);
+        accept_noted(l);
+        now = ev2_now();
+        make_room(l, now);
+        run_due_timers(now);
+        expire_queues(l, now);
+        reopen_admission(l, now);
+        ev2_status_conns();
+    }
+
+    apr_atomic_set32(&ev2_child->listener_done, 1);
+    ev2_fdq_term(ev2_child->fdq);
+    /* Wake the main thread out of its pod read (or sigwait): only it has
+     * SIGTERM unblocked. */
+    kill(getpid(), SIGTERM);
+    return NULL;
+}

@@ -1,0 +1,621 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * parent.c - the parent process: starting children in scoreboard slots,
+ * reaping them, idle server maintenance (start or stop children to keep
+ * the idle workers between MinSpareThreads and MaxSpareThreads), and the
+ * mpm hook's run: start a generation, wait, then stop or restart.  Runs
+ * on the parent's only thread.  The parent keeps its own counts of
+ * children (ev2_retained) and never acts on what a child could have
+ * written into the scoreboard, except the pids and statuses it reads to
+ * find idle threads.
+ */
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apr_signal.h"
+
+#include "ev2.h"
+#include "http_main.h"
+
+/* Most children one maintenance pass may start. */
+#define EV2_MAX_SPAWN_RATE              32
+
+/* While children of a new generation still wait for slots that old ones
+ * hold, look for exits this often (ap_wait_or_timeout() sleeps a second),
+ * for at most EV2_PENDING_STARTS_MAX; idle maintenance does the rest. */
+#define EV2_PENDING_STARTS_POLL         apr_time_from_msec(50)
+#define EV2_PENDING_STARTS_MAX          apr_time_from_sec(10)
+
+/* Crashed children of this generation replaced at once, in a row, before
+ * the parent leaves it to idle maintenance (no crash loop). */
+#define EV2_MAX_ABRUPT_REPLACEMENTS     3
+
+/* The books of a child that is gone; also ap_reclaim_child_processes()'s
+ * callback, which reports kills as (slot, 0, 0). */
+static void child_exited(int slot, pid_t pid, ap_generation_t gen)
+{
+    process_score *ps;
+    int i;
+
+    if (slot < 0 || slot >= ev2_cfg.server_limit) {
+        return;
+    }
+    ps = ap_get_scoreboard_process(slot);
+    if (!pid) {
+        pid = ps->pid;
+    }
+    if (!gen) {
+        gen = ps->generation;
+    }
+    ap_run_child_status(ap_server_conf, pid, gen, slot, MPM_CHILD_EXITED);
+    for (i = 0; i < ev2_cfg.thread_limit; i++) {
+        ap_update_child_status_from_indexes(slot, i, SERVER_DEAD, NULL);
+    }
+    if (!ev2_retained->uncounted[slot]) {
+        ev2_retained->active_daemons--;
+    }
+    ev2_retained->uncounted[slot] = 0;
+    ev2_retained->total_daemons--;
+    ps->pid = 0;
+    ps->quiescing = 0;
+    ps->not_accepting = 0;
+}
+
+static int make_child(server_rec *s, int slot, int bucket)
+{
+    process_score *ps = ap_get_scoreboard_process(slot);
+    pid_t pid;
+
+    if (slot + 1 > ev2_retained->max_daemon_used) {
+        ev2_retained->max_daemon_used = slot + 1;
+    }
+    if (ps->pid != 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, EV2LOG(010)
+                     "not starting a child in slot %d: still held by "
+                     "pid %" APR_PID_T_FMT, slot, ps->pid);
+        return -1;
+    }
+    if (ev2_one_process) {
+        ps->quiescing = 0;
+        ps->not_accepting = 0;
+        ps->generation = ev2_retained->mpm->my_generation;
+        ps->pid = getpid();
+        ev2_child_main(slot, 0);
+    }
+
+    pid = fork();
+    if (pid == -1) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, EV2LOG(011)
+                     "fork: unable to start a child process");
+        /* Don't fork-bomb a machine that is already out of something. */
+        apr_sleep(apr_time_from_sec(10));
+        return -1;
+    }
+    if (pid == 0) {
+#if AP_HAS_THREAD_LOCAL
+        ap_thread_current_after_fork();
+#endif
+        /* Until the child has set up its own signal handling, a stop
+         * request simply ends it. */
+        apr_signal(SIGTERM, SIG_DFL);
+        ev2_child_main(slot, bucket);
+    }
+
+    ps->quiescing = 0;
+    ps->not_accepting = 0;
+    ps->bucket = 0;
+    ps->generation = ev2_retained->mpm->my_generation;
+    ps->pid = pid;
+    ev2_retained->uncounted[slot] = 0;
+    ev2_retained->active_daemons++;
+    ev2_retained->total_daemons++;
+    ap_run_child_status(ap_server_conf, pid,
+                        ev2_retained->mpm->my_generation, slot,
+                        MPM_CHILD_STARTED);
+    return 0;
+}
+
+static int bucket_of_slot(int slot)
+{
+    return slot % ev2_retained->mpm->num_buckets;
+}
+
+/* Start up to number children in free slots; returns how many started. */
+static int startup_children(int number)
+{
+    int i, started = 0;
+
+    for (i = 0; started < number && i < ev2_cfg.server_limit; i++) {
+        if (ap_get_scoreboard_process(i)->pid != 0) {
+            continue;
+        }
+        if (ev2_retained->active_daemons >= ev2_cfg.active_daemons_limit) {
+            break;
+        }
+        if (make_child(ap_server_conf, i, bucket_of_slot(i)) < 0) {
+            break;
+        }
+        started++;
+    }
+    return started;
+}
+
+/* Stop counting slot's child as active (it is stopping). */
+static void uncount_child(int slot)
+{
+    if (!ev2_retained->uncounted[slot]) {
+        ev2_retained->uncounted[slot] = 1;
+        ev2_retained->active_daemons--;
+    }
+}
+
+/* ---- idle server maintenance ---- */
+
+/* Count what maintenance decides from for one bucket: idle threads of
+ * this generation's accepting children, and up to in->spawn_rate free
+ * slots (into free_slots[]).  Also notices children that said they stopped
+ * accepting, and the highest slot in use. */
+static void maint_scan(int bucket, ev2_maint_in_t *in, int *free_slots)
+{
+    int num_buckets = ev2_retained->mpm->num_buckets;
+    int last_used = -1, i, j;
+
+    for (i = 0; i < ev2_cfg.server_limit; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+
+        if (i >= ev2_retained->max_daemon_used
+            && in->free_slots >= in->spawn_rate) {
+            break;
+        }
+        if (ps->pid == 0) {
+            if (i % num_buckets == bucket && in->free_slots < in->spawn_rate) {
+                free_slots[in->free_slots++] = i;
+            }
+            continue;
+        }
+        last_used = i;
+        if (ps->quiescing == 1) {
+            /* It told us it stopped accepting: it no longer counts
+             * against MaxRequestWorkers. */
+            ps->quiescing = 2;
+            uncount_child(i);
+        }
+        if (i % num_buckets != bucket || ps->quiescing || ps->not_accepting
+            || ps->generation != ev2_retained->mpm->my_generation) {
+            continue;
+        }
+        for (j = 0; j < ev2_cfg.threads_per_child; j++) {
+            int status = ap_get_scoreboard_worker_from_indexes(i, j)->status;
+
+            /* Threads not started yet will be idle soon: count them, or
+             * a starting child makes us fork another. */
+            if (status <= SERVER_READY) {
+                in->idle_threads++;
+            }
+        }
+    }
+    if (last_used + 1 > ev2_retained->max_daemon_used) {
+        ev2_retained->max_daemon_used = last_used + 1;
+    }
+}
+
+/* Log what a maintenance decision found, once per generation where stock
+ * does so too. */
+static void maint_report(const ev2_maint_in_t *in, const ev2_maint_out_t *out)
+{
+    switch (out->action) {
+    case EV2_MAINT_AT_MAX_WORKERS:
+        if (!ev2_retained->maxworkers_reported && in->idle_threads == 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
+                         EV2LOG(020) "server reached MaxRequestWorkers "
+                         "setting, consider raising the "
+                         "MaxRequestWorkers setting");
+            ev2_retained->maxworkers_reported = 1;
+        }
+        else if (!ev2_retained->near_maxworkers_reported
+                 && in->idle_threads) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
+                         EV2LOG(021) "server is near MaxRequestWorkers "
+                         "(%d idle threads left)", in->idle_threads);
+            ev2_retained->near_maxworkers_reported = 1;
+        }
+        break;
+    case EV2_MAINT_SCOREBOARD_FULL:
+        if (!ev2_retained->scoreboard_full_reported) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
+                         EV2LOG(022) "scoreboard is full, not at "
+                         "MaxRequestWorkers. Increase ServerLimit.");
+            ev2_retained->scoreboard_full_reported = 1;
+        }
+        break;
+    case EV2_MAINT_SPAWN:
+        if (in->spawn_rate >= 8) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
+                         EV2LOG(023) "server seems busy (you may need "
+                         "to increase StartServers, ThreadsPerChild or "
+                         "Min/MaxSpareThreads), spawning %d children, "
+                         "there are around %d idle threads, and %d "
+                         "total children", out->spawn, in->idle_threads,
+                         in->total_daemons);
+        }
+        break;
+    case EV2_MAINT_NONE:
+    case EV2_MAINT_STOP_ONE:
+    case EV2_MAINT_KEEP_SURPLUS:
+        break;
+    }
+}
+
+/* Start or stop children so that idle threads stay between
+ * MinSpareThreads and MaxSpareThreads (each split over the buckets):
+ * count, decide (policy.c), report, act. */
+static void perform_idle_server_maintenance(int bucket)
+{
+    int num_buckets = ev2_retained->mpm->num_buckets;
+    int free_slots[EV2_MAX_SPAWN_RATE];
+    ev2_maint_in_t in;
+    ev2_maint_out_t out;
+    int i;
+
+    memset(&in, 0, sizeof(in));
+    in.spawn_rate = ev2_retained->idle_spawn_rate[bucket];
+    maint_scan(bucket, &in, free_slots);
+    in.active_daemons = ev2_retained->active_daemons;
+    in.total_daemons = ev2_retained->total_daemons;
+    in.active_daemons_limit = ev2_cfg.active_daemons_limit;
+    in.server_limit = ev2_cfg.server_limit;
+    in.min_spare = ev2_cfg.min_spare_threads / num_buckets;
+    in.max_spare = ev2_cfg.max_spare_threads / num_buckets;
+    in.max_spawn_rate = EV2_MAX_SPAWN_RATE / num_buckets;
+    in.hold_off = ev2_retained->hold_off_on_exponential_spawning;
+
+    ev2_maint_decide(&in, &out);
+    maint_report(&in, &out);
+    if (out.action == EV2_MAINT_STOP_ONE) {
+        ap_mpm_podx_signal(ev2_buckets[bucket].pod, AP_MPM_PODX_GRACEFUL);
+    }
+    for (i = 0; i < out.spawn; i++) {
+        make_child(ap_server_conf, free_slots[i], bucket);
+    }
+    ev2_retained->idle_spawn_rate[bucket] = out.spawn_rate;
+    ev2_retained->hold_off_on_exponential_spawning = out.hold_off;
+}
+
+/* ---- the main loop ---- */
+
+static void wait_for_child_exit(int hurry, apr_exit_why_e *exitwhy,
+                                int *status, apr_proc_t *pid)
+{
+    apr_status_t rv;
+
+    if (!hurry) {
+        ap_wait_or_timeout(exitwhy, status, pid, ev2_pconf, ap_server_conf);
+        return;
+    }
+    rv = apr_proc_wait_all_procs(pid, status, exitwhy, APR_NOWAIT,
+                                 ev2_pconf);
+    if (!APR_STATUS_IS_CHILD_DONE(rv)) {
+        pid->pid = -1;
+        apr_sleep(EV2_PENDING_STARTS_POLL);
+    }
+}
+
+/* A child of slot (with its generation) has exited: settle its books and
+ * decide whether to replace it now.  *remaining counts the children of a
+ * new generation still waiting for a slot. */
+static void child_reaped(int slot, apr_proc_t *pid, apr_exit_why_e exitwhy,
+                         int processed, int *remaining)
+{
+    ap_generation_t gen = ap_get_scoreboard_process(slot)->generation;
+    int is_current = (gen == ev2_retained->mpm->my_generation);
+    int by_signal = (exitwhy == APR_PROC_SIGNAL);
+    int b;
+
+    if (processed == APEXIT_CHILDFATAL) {
+        /* Fatal only from a child of the running generation: an old one
+         * may fail on what this generation fixed. */
+        if (is_current) {
+            ev2_retained->mpm->shutdown_pending = 1;
+            ev2_retained->mpm->is_ungraceful = 1;
+            ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
+                         EV2LOG(030) "a child exited with a fatal error; "
+                         "shutting the server down");
+        }
+        child_exited(slot, pid->pid, gen);
+        return;
+    }
+    child_exited(slot, pid->pid, gen);
+    if (processed == APEXIT_CHILDSICK) {
+        ev2_retained->sick_child_detected = 1;
+        for (b = 0; b < ev2_retained->mpm->num_buckets; b++) {
+            ev2_retained->idle_spawn_rate[b] = 1;
+        }
+    }
+    else if (*remaining > 0
+             && ev2_retained->active_daemons < ev2_cfg.active_daemons_limit) {
+        make_child(ap_server_conf, slot, bucket_of_slot(slot));
+        (*remaining)--;
+    }
+    else if (by_signal && is_current
+             && ev2_retained->abrupt_deaths < EV2_MAX_ABRUPT_REPLACEMENTS
+             && ev2_retained->active_daemons < ev2_cfg.active_daemons_limit) {
+        /* A crash: replace it now rather than at the next maintenance
+         * pass; but not in a crash loop. */
+        ev2_retained->abrupt_deaths++;
+        make_child(ap_server_conf, slot, bucket_of_slot(slot));
+    }
+    if (!by_signal) {
+        ev2_retained->abrupt_deaths = 0;
+    }
+}
+
+/* A process that is not one of our children exited. */
+static void other_reaped(apr_proc_t *pid, int status)
+{
+    if (apr_proc_other_child_alert(pid, APR_OC_REASON_DEATH, status)
+        == APR_SUCCESS) {
+        return;                 /* e.g. mod_cgid's daemon: its owner
+                                 * restarts it */
+    }
+    if (ev2_retained->mpm->was_graceful) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf,
+                     EV2LOG(031) "long lost child came home! (pid %"
+                     APR_PID_T_FMT ")", pid->pid);
+    }
+}
+
+/* After children failed for lack of resources, wait until one of this
+ * generation is healthy (a worker ready) before spawning more.  Returns 0
+ * when the server must give up: no child could start at all. */
+static int sick_children_settled(void)
+{
+    int i, j;
+
+    for (i = 0; i < ev2_retained->max_daemon_used; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+
+        if (!ps->pid || ps->generation != ev2_retained->mpm->my_generation) {
+            continue;
+        }
+        for (j = 0; j < ev2_cfg.threads_per_child; j++) {
+            if (ap_get_scoreboard_worker_from_indexes(i, j)->status
+                == SERVER_READY) {
+                ev2_retained->sick_child_detected = 0;
+                return 1;
+            }
+        }
+    }
+    if (ev2_retained->total_daemons == 0) {
+        ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
+                     EV2LOG(032) "no child could start: giving up");
+        ev2_retained->mpm->shutdown_pending = 1;
+        ev2_retained->mpm->is_ungraceful = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static void server_main_loop(int remaining)
+{
+    apr_time_t pending_until = apr_time_now() + EV2_PENDING_STARTS_MAX;
+    apr_exit_why_e exitwhy;
+    apr_proc_t pid;
+    int status, b;
+
+    while (!ev2_retained->mpm->restart_pending
+           && !ev2_retained->mpm->shutdown_pending) {
+        if (remaining && apr_time_now() > pending_until) {
+            remaining = 0;
+        }
+        wait_for_child_exit(remaining > 0, &exitwhy, &status, &pid);
+        if (pid.pid != -1) {
+            int processed = ap_process_child_status(&pid, exitwhy, status);
+            int slot = ap_find_child_by_pid(&pid);
+
+            if (slot >= 0 && slot < ev2_cfg.server_limit) {
+                child_reaped(slot, &pid, exitwhy, processed, &remaining);
+            }
+            else if (processed == APEXIT_CHILDFATAL) {
+                /* Not in our scoreboard: we cannot tell its generation. */
+                ev2_retained->mpm->shutdown_pending = 1;
+                ev2_retained->mpm->is_ungraceful = 1;
+                ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
+                             EV2LOG(030) "a child exited with a fatal "
+                             "error; shutting the server down");
+            }
+            else {
+                other_reaped(&pid, status);
+            }
+            continue;
+        }
+        if (remaining) {
+            /* Start what has a free slot; the rest replaces old children
+             * as they exit (above), until the deadline. */
+            remaining -= startup_children(remaining);
+            continue;
+        }
+        if (ev2_retained->sick_child_detected && !sick_children_settled()) {
+            break;
+        }
+        for (b = 0; b < ev2_retained->mpm->num_buckets; b++) {
+            perform_idle_server_maintenance(b);
+        }
+    }
+}
+
+/* ---- run: start, then stop or restart ---- */
+
+static int live_children(void)
+{
+    int i, n = 0;
+
+    for (i = 0; i < ev2_retained->max_daemon_used; i++) {
+        pid_t pid = ap_get_scoreboard_process(i)->pid;
+
+        if (pid != 0 && ap_mpm_safe_kill(pid, 0) == APR_SUCCESS) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static void signal_all_pods(ap_podx_restart_t mode)
+{
+    int b;
+
+    for (b = 0; b < ev2_retained->mpm->num_buckets; b++) {
+        ap_mpm_podx_killpg(ev2_buckets[b].pod, ev2_retained->max_daemon_used,
+                           mode);
+    }
+}
+
+/* Books and scoreboard for a new generation; returns nonzero if the
+ * scoreboard could not be had. */
+static int prepare_generation(apr_pool_t *pconf, server_rec *s)
+{
+    ev2_retained_t *r = ev2_retained;
+
+    ev2_pconf = pconf;
+    if (!r->mpm->was_graceful) {
+        if (ap_run_pre_mpm(s->process->pool, SB_SHARED) != OK) {
+            r->mpm->mpm_state = AP_MPMQ_STOPPING;
+            return -1;
+        }
+        /* A fresh scoreboard: nobody holds a slot. */
+        r->max_daemon_used = 0;
+        r->active_daemons = 0;
+        r->total_daemons = 0;
+    }
+    ap_scoreboard_image->global->running_generation = r->mpm->my_generation;
+    if (!r->uncounted) {
+        /* ServerLimit cannot change until a full stop. */
+        r->uncounted = apr_pcalloc(ap_pglobal, ev2_cfg.server_limit);
+    }
+    if (!r->mpm->was_graceful) {
+        memset(r->uncounted, 0, ev2_cfg.server_limit);
+    }
+    ap_log_pid(pconf, ap_pid_fname);
+    ap_unixd_mpm_set_signals(pconf, ev2_one_process);
+    r->maxworkers_reported = 0;
+    r->near_maxworkers_reported = 0;
+    r->scoreboard_full_reported = 0;
+    return 0;
+}
+
+/* Start this generation's children; returns how many still wait for a
+ * slot that an old child holds. */
+static int start_generation(void)
+{
+    int remaining = ev2_cfg.daemons_to_start;
+    int i;
+
+    if (remaining < ev2_retained->mpm->num_buckets) {
+        remaining = ev2_retained->mpm->num_buckets;
+    }
+    if (!ev2_retained->mpm->was_graceful) {
+        startup_children(remaining);
+        return 0;
+    }
+    /* Old children drain in their slots: start the new generation in the
+     * free ones now, the rest as old children leave. */
+    for (i = 0; i < ev2_retained->max_daemon_used; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+
+        if (ps->pid && ps->generation != ev2_retained->mpm->my_generation) {
+            uncount_child(i);
+        }
+    }
+    remaining -= startup_children(remaining);
+    ev2_retained->hold_off_on_exponential_spawning = 10;
+    return remaining;
+}
+
+/* Graceful stop: let every child finish what it has, for at most
+ * GracefulShutdownTimeout (0: for ever), then end what is left. */
+static void stop_gracefully(apr_pool_t *pconf, server_rec *s)
+{
+    apr_time_t cutoff = 0;
+
+    ap_close_listeners();
+    signal_all_pods(AP_MPM_PODX_GRACEFUL);
+    ap_relieve_child_processes(child_exited);
+    ap_remove_pid(pconf, ap_pid_fname);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(042)
+                 "caught " AP_SIG_GRACEFUL_STOP_STRING
+                 ", shutting down gracefully");
+    if (ap_graceful_shutdown_timeout) {
+        cutoff = apr_time_now()
+                 + apr_time_from_sec(ap_graceful_shutdown_timeout);
+    }
+    while (!ev2_retained->mpm->is_ungraceful && live_children() > 0
+           && (!cutoff || apr_time_now() < cutoff)) {
+        apr_sleep(apr_time_from_msec(200));
+        ap_relieve_child_processes(child_exited);
+    }
+    signal_all_pods(AP_MPM_PODX_RESTART);
+    ap_reclaim_child_processes(1, child_exited);
+}
+
+/* The new generation number is set; tell the children how to go. */
+static void begin_restart(server_rec *s)
+{
+    ev2_retained->mpm->my_generation++;
+    ap_scoreboard_image->global->running_generation =
+        ev2_retained->mpm->my_generation;
+    if (ev2_retained->mpm->is_ungraceful) {
+        signal_all_pods(AP_MPM_PODX_RESTART);
+        ap_reclaim_child_processes(1, child_exited);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(043)
+                     "SIGHUP received.  Attempting to restart");
+    }
+    else {
+        signal_all_pods(AP_MPM_PODX_GRACEFUL);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(044)
+                     AP_SIG_GRACEFUL_STRING " received.  Doing graceful "
+                     "restart");
+    }
+}
+
+int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s)
+{
+    int remaining;
+
+    if (prepare_generation(pconf, s) != 0) {
+        return !OK;
+    }
+    if (ev2_one_process) {
+        ev2_retained->mpm->mpm_state = AP_MPMQ_RUNNING;
+        make_child(s, 0, 0);
+        /* not reached: the child exits the process */
+    }
+    remaining = start_generation();
+
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(040)
+                 "%s configured -- resuming normal operations",
+                 ap_get_server_description());
+    ap_log_command_line(plog, s);
+    ap_log_mpm_common(s);
+    ev2_retained->mpm->mpm_state = AP_MPMQ_RUNNING;
+
+    server_main_loop(remaining);
+    ev2_retained->mpm->mpm_state = AP_MPMQ_STOPPING;
+
+    if (ev2_retained->mpm->shutdown_pending
+        && ev2_retained->mpm->is_ungraceful) {
+        signal_all_pods(AP_MPM_PODX_RESTART);
+        ap_reclaim_child_processes(1, child_exited);
+        ap_remove_pid(pconf, ap_pid_fname);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(041)
+                     "caught SIGTERM, shutting down");
+        return DONE;
+    }
+    if (ev2_retained->mpm->shutdown_pending) {
+        stop_gracefully(pconf, s);
+        return DONE;
+    }
+    begin_restart(s);
+    return OK;
+}
