@@ -4,7 +4,9 @@
  * the epoll set, the admission rule (policy.c), accepting in batches, and
  * closing idle connections early to make room for a client that waits.
  * Listener thread only, except ev2_admission_open(), which only reads
- * atomics.
+ * atomics.  Accepting never hands a parked connection to anyone: early
+ * closes are asked for here (l->want_room) and done by the listener once
+ * the whole epoll batch has been dispatched (listener.c).
  */
 
 #include "ev2.h"
@@ -92,7 +94,7 @@ void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls)
              * learns of no further client: it comes back for those not
              * idle long enough yet (room_at). */
             if (ev2_fdq_idle(ev2_child->fdq) <= 0) {
-                l->room_at = ev2_close_idle(ev2_now());
+                l->want_room = 1;
             }
             break;
         }
@@ -108,7 +110,7 @@ void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls)
                  * spinning, and free what idle connections hold. */
                 l->accept_backoff_until = ev2_now() + EV2_ACCEPT_BACKOFF;
                 ev2_accepting_set(l, 0, 0);
-                l->room_at = ev2_close_idle(ev2_now());
+                l->want_room = 1;
             }
             /* EAGAIN: another child won the race, or the queue is empty. */
             break;

@@ -6,14 +6,19 @@
  *   2. dispatch  each ready connection to its state's handler (conn.c's
  *                table); note the readable listening sockets
  *   3. accept    on the noted listening sockets, as admission allows
- *                (closing idle connections early when there is no room)
- *   4. deferred  idle connections that became old enough to close early
+ *   4. deferred  early closes that accepting asked for
  *   5. timers    due timed callbacks to the workers
  *   6. expiry    connections whose deadline passed (and, when stopping,
  *                the drain)
  *   7. admission the listening sockets back in when a worker is free
  *
- * Listener thread only; the state in ev2_listener_t is its own.
+ * Only step 2 looks at the batch, and in step 2 a connection changes
+ * owner only through its own event: one epoll batch names each descriptor
+ * at most once, so no event later in the batch can name a connection that
+ * a worker already has (or has recycled).  Everything that hands over
+ * connections that did not fire (early closes, expiry, drain) comes after
+ * the batch.  Listener thread only; the state in ev2_listener_t is its
+ * own.
  */
 
 #include <signal.h>
