@@ -58,7 +58,7 @@ for a in "$@"; do
     esac
 done
 
-work=$(mktemp -d /tmp/ev2-itest.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/ev2-itest.XXXXXX")
 
 # Stop whatever a test left running: every apache2 whose pid file lies under
 # $work (Apache::Test's t/logs/httpd.pid, Ev2Server's run/httpd.pid).
