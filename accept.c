@@ -125,13 +125,19 @@ void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls)
     ev2_status_conns();
 }
 
+/* What pop_oldest_idle() looks for, and tells back. */
+typedef struct {
+    apr_time_t idle_since;      /* parked at or before this */
+    apr_time_t oldest;          /* the oldest stamp left, or none */
+} ev2_idle_pick_t;
+
 /* Detach the oldest parked idle connection (of a state the table marks
- * is_idle, of any vhost) if it was parked at or before idle_since, else
- * NULL; *oldest_stamp tells when the oldest one left was parked.  Caller
- * holds qlock. */
-static ev2_tq_entry_t *pop_oldest_idle(apr_time_t idle_since,
-                                       apr_time_t *oldest_stamp)
+ * is_idle, of any vhost) if it was parked at or before pick->idle_since,
+ * else NULL; pick->oldest tells when the oldest one left was parked.
+ * Called under qlock (ev2_expire_each). */
+static ev2_tq_entry_t *pop_oldest_idle(void *baton)
 {
+    ev2_idle_pick_t *pick = baton;
     ev2_tq_t *oldest_q = NULL;
     apr_time_t oldest = EV2_NO_DEADLINE;
     server_rec *vs;
@@ -156,8 +162,8 @@ static ev2_tq_entry_t *pop_oldest_idle(apr_time_t idle_since,
             }
         }
     }
-    *oldest_stamp = oldest;
-    if (!oldest_q || oldest > idle_since) {
+    pick->oldest = oldest;
+    if (!oldest_q || oldest > pick->idle_since) {
         return NULL;
     }
     return ev2_tq_pop_head(oldest_q);
@@ -168,27 +174,16 @@ static ev2_tq_entry_t *pop_oldest_idle(apr_time_t idle_since,
  * qualify, or EV2_NO_DEADLINE.  Listener only, between batches. */
 apr_time_t ev2_close_idle(apr_time_t now)
 {
-    apr_time_t oldest = EV2_NO_DEADLINE;
-    int n = 0;
+    ev2_idle_pick_t pick;
+    int n;
 
-    for (;;) {
-        ev2_tq_entry_t *e;
-
-        apr_thread_mutex_lock(ev2_child->qlock);
-        e = pop_oldest_idle(now - EV2_IDLE_MIN, &oldest);
-        if (e) {
-            ev2_status_queues();
-        }
-        apr_thread_mutex_unlock(ev2_child->qlock);
-        if (!e) {
-            break;
-        }
-        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
-        n++;
-    }
+    pick.idle_since = now - EV2_IDLE_MIN;
+    pick.oldest = EV2_NO_DEADLINE;
+    n = ev2_expire_each(pop_oldest_idle, &pick);
     if (n) {
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, ap_server_conf, EV2LOG(080)
                      "closed %d idle keep-alive connections early", n);
     }
-    return oldest == EV2_NO_DEADLINE ? EV2_NO_DEADLINE : oldest + EV2_IDLE_MIN;
+    return pick.oldest == EV2_NO_DEADLINE ? EV2_NO_DEADLINE
+                                          : pick.oldest + EV2_IDLE_MIN;
 }

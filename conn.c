@@ -371,6 +371,30 @@ void ev2_conn_expired(ev2_conn_t *cs)
     row->expired(cs);
 }
 
+/* Listener: expire, one at a time, each connection that pop detaches
+ * from its queue (pop runs under qlock, with baton), until pop returns
+ * NULL.  Returns how many it expired. */
+int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton)
+{
+    int n = 0;
+
+    for (;;) {
+        ev2_tq_entry_t *e;
+
+        apr_thread_mutex_lock(ev2_child->qlock);
+        e = pop(baton);
+        if (e) {
+            ev2_status_queues();
+        }
+        apr_thread_mutex_unlock(ev2_child->qlock);
+        if (!e) {
+            return n;
+        }
+        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
+        n++;
+    }
+}
+
 /* ---- worker side ---- */
 
 /* The books of a connection close when its pool is cleared. */

@@ -342,5 +342,6 @@ void ev2_conn_pool_put(apr_pool_t *p);
 void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs);
 void ev2_conn_ready(ev2_conn_t *cs);
 void ev2_conn_expired(ev2_conn_t *cs);
+int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton);
 
 #endif /* EV2_H */

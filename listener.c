@@ -134,56 +134,51 @@ static void run_due_timers(apr_time_t now)
     }
 }
 
+/* What drain_linger() pops: lingering connections whose 30 s would end
+ * before cut from now, i.e. that have had the short budget already. */
+typedef struct {
+    ev2_tq_t *q;
+    apr_time_t until;
+} ev2_linger_cut_t;
+
+static ev2_tq_entry_t *pop_linger_cut(void *baton)
+{
+    ev2_linger_cut_t *cut = baton;
+
+    return ev2_tq_pop_expired(cut->q, cut->until);
+}
+
 /* A stopping child closes its idle connections now, each once it is
  * surely idle, and gives lingering closes the short budget only, so that
- * it can exit. */
+ * it can exit; drain_at is when the next of either is due. */
 static void drain(ev2_listener_t *l, apr_time_t now)
 {
-    ev2_tq_t *linger_q =
-        ev2_srv_of(ap_server_conf)->q[CONN_STATE_LINGER_NORMAL];
-    apr_interval_time_t cut = EV2_LINGER_NORMAL - EV2_LINGER_SHORT;
+    apr_interval_time_t extra = EV2_LINGER_NORMAL - EV2_LINGER_SHORT;
     apr_time_t next = ev2_close_idle(now), lnext;
-    ev2_tq_entry_t *e;
+    ev2_linger_cut_t cut;
 
-    for (;;) {
-        apr_thread_mutex_lock(ev2_child->qlock);
-        e = ev2_tq_pop_expired(linger_q, now + cut);
-        lnext = ev2_tq_next_deadline(linger_q);
-        if (e) {
-            ev2_status_queues();
-        }
-        else {
-            l->drain_at = ev2_earliest(next, lnext == EV2_NO_DEADLINE
-                                             ? lnext : lnext - cut);
-        }
-        apr_thread_mutex_unlock(ev2_child->qlock);
-        if (!e) {
-            break;
-        }
-        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
-    }
+    cut.q = ev2_srv_of(ap_server_conf)->q[CONN_STATE_LINGER_NORMAL];
+    cut.until = now + extra;
+    ev2_expire_each(pop_linger_cut, &cut);
+    apr_thread_mutex_lock(ev2_child->qlock);
+    lnext = ev2_tq_next_deadline(cut.q);
+    apr_thread_mutex_unlock(ev2_child->qlock);
+    l->drain_at = ev2_earliest(next, lnext == EV2_NO_DEADLINE
+                                     ? lnext : lnext - extra);
+}
+
+static ev2_tq_entry_t *pop_expired(void *baton)
+{
+    return ev2_tq_set_pop_expired(ev2_queues, *(apr_time_t *)baton);
 }
 
 /* Step 6. */
 static void expire_queues(ev2_listener_t *l, apr_time_t now)
 {
-    ev2_tq_entry_t *e;
-
     if (l->is_draining) {
         drain(l, now);
     }
-    for (;;) {
-        apr_thread_mutex_lock(ev2_child->qlock);
-        e = ev2_tq_set_pop_expired(ev2_queues, now);
-        if (e) {
-            ev2_status_queues();
-        }
-        apr_thread_mutex_unlock(ev2_child->qlock);
-        if (!e) {
-            break;
-        }
-        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
-    }
+    ev2_expire_each(pop_expired, &now);
 }
 
 /* Step 7: after a backoff, or once admission opens again (a worker went
