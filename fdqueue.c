@@ -314,7 +314,9 @@ unsigned int ev2_fdq_pending(ev2_fdq_t *q)
     return n;
 }
 
-apr_status_t ev2_fdq_interrupt_all(ev2_fdq_t *q)
+/* Wake every blocked popper: as interrupted (a new interrupt
+ * generation), or for good once terminated. */
+static apr_status_t wake_all(ev2_fdq_t *q, int terminate)
 {
     apr_status_t rv;
 
@@ -322,24 +324,25 @@ apr_status_t ev2_fdq_interrupt_all(ev2_fdq_t *q)
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    q->interrupt_gen++;
+    if (terminate) {
+        q->is_terminated = 1;
+    }
+    else {
+        q->interrupt_gen++;
+    }
     rv = apr_thread_cond_broadcast(q->not_empty);
     apr_thread_mutex_unlock(q->lock);
     return rv;
 }
 
+apr_status_t ev2_fdq_interrupt_all(ev2_fdq_t *q)
+{
+    return wake_all(q, 0);
+}
+
 apr_status_t ev2_fdq_term(ev2_fdq_t *q)
 {
-    apr_status_t rv;
-
-    rv = apr_thread_mutex_lock(q->lock);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    q->is_terminated = 1;
-    rv = apr_thread_cond_broadcast(q->not_empty);
-    apr_thread_mutex_unlock(q->lock);
-    return rv;
+    return wake_all(q, 1);
 }
 
 apr_status_t ev2_fdq_pool_put(ev2_fdq_t *q, apr_pool_t *p)
