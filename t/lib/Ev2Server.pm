@@ -69,6 +69,27 @@ sub mpm_name {
 # stock event MPM).  event2-only assertions are marked TODO then.
 sub is_stock { mpm_sym() ne 'mpm_event2_module' }
 
+# The MPM settings of a server with one child of $n worker threads, and
+# nothing for idle maintenance to start or stop: StartServers 1,
+# ServerLimit 1, ThreadLimit = ThreadsPerChild = MaxRequestWorkers = $n,
+# MinSpareThreads 1, MaxSpareThreads $n.  Further directives follow as
+# name => value pairs, in the order given; a name of the preset replaces
+# its value (e.g. ServerLimit => 2 for a graceful restart's new child).
+#   mpm => Ev2Server::one_child(4, AsyncRequestWorkerFactor => 10)
+sub one_child {
+    my ($n, @extra) = @_;
+    my @order = qw(StartServers ServerLimit ThreadLimit ThreadsPerChild
+                   MaxRequestWorkers MinSpareThreads MaxSpareThreads);
+    my %v = (StartServers => 1, ServerLimit => 1, ThreadLimit => $n,
+             ThreadsPerChild => $n, MaxRequestWorkers => $n,
+             MinSpareThreads => 1, MaxSpareThreads => $n);
+    while (my ($k, $val) = splice(@extra, 0, 2)) {
+        push @order, $k unless exists $v{$k};
+        $v{$k} = $val;
+    }
+    return join '', map { "$_ $v{$_}\n" } @order;
+}
+
 # Pick a free port on 127.0.0.1 (the kernel chooses; small race accepted,
 # start() retries on "Address already in use").
 sub free_port {

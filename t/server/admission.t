@@ -17,15 +17,7 @@ use Time::HiRes qw(time sleep);
 use Ev2Server;
 use Ev2HTTP;
 
-my $MPM = <<'EOF2';
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+my $MPM = Ev2Server::one_child(4);
 
 my $CONF = <<'EOF2';
 KeepAliveTimeout 30

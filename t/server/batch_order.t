@@ -40,16 +40,7 @@ my $NDL = 2;    # workers, each kept busy by one slow download
 # One child, two workers.  Factor 10: with a worker idle, 2 + 10 connections
 # are admitted (the downloads' and the K idle ones); with both busy the
 # limit is 2, so the new client finds admission closed.
-my $MPM = <<'EOF2';
-StartServers 1
-ServerLimit 1
-ThreadLimit 2
-ThreadsPerChild 2
-MaxRequestWorkers 2
-MinSpareThreads 1
-MaxSpareThreads 2
-AsyncRequestWorkerFactor 10
-EOF2
+my $MPM = Ev2Server::one_child(2, AsyncRequestWorkerFactor => 10);
 
 my $CONF = <<'EOF2';
 KeepAliveTimeout 30

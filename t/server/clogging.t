@@ -20,15 +20,7 @@ my $src = "$FindBin::Bin/../modules/mod_ev2_clog.c";
 
 my $port2 = Ev2Server::free_port();
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+    mpm => Ev2Server::one_child(4),
 );
 
 # Build the fixture with apxs in the server's directory.

@@ -21,14 +21,7 @@ my $body = join('', map { chr(ord('a') + $_ % 26) } 0 .. 58) . "\n";
 die 'fixture size' unless length $body == 60;
 
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+    mpm => Ev2Server::one_child(4),
     conf => <<'EOF2',
 <Location /d60.txt>
     ModemStandard V.21

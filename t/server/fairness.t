@@ -21,15 +21,7 @@ use Ev2HTTP;
 my $N = 8;
 my $size = 64 * 1024;
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 1
-ThreadsPerChild 1
-MaxRequestWorkers 1
-MinSpareThreads 1
-MaxSpareThreads 1
-EOF2
+    mpm => Ev2Server::one_child(1),
     conf => <<'EOF2',
 KeepAliveTimeout 30
 MaxKeepAliveRequests 0

@@ -18,16 +18,7 @@ use Ev2HTTP;
 my $N = 30;
 
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 2
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-AsyncRequestWorkerFactor 10
-EOF2
+    mpm => Ev2Server::one_child(4, ServerLimit => 2, AsyncRequestWorkerFactor => 10),
     conf => <<'EOF2',
 KeepAliveTimeout 30
 MaxKeepAliveRequests 0

@@ -94,16 +94,7 @@ ok($s->stop, 'load server stopped cleanly');
 
 my $N = 50;
 my $s2 = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-AsyncRequestWorkerFactor 100
-EOF2
+    mpm => Ev2Server::one_child(4, AsyncRequestWorkerFactor => 100),
     conf => <<'EOF2',
 Protocols h2c http/1.1
 Timeout 30

@@ -25,16 +25,7 @@ my $tls_port = Ev2Server::free_port();
 # The default AsyncRequestWorkerFactor 2 would admit only 4 + 2 x 4 = 12
 # connections per child; 100 lets 4 + 100 x 4 in.
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-AsyncRequestWorkerFactor 100
-EOF2
+    mpm => Ev2Server::one_child(4, AsyncRequestWorkerFactor => 100),
     modules => [qw(socache_shmcb ssl)],
 );
 my ($crt, $key) = Ev2TLS::self_signed_cert($s->dir);

@@ -20,15 +20,7 @@ my ($src) = grep { -x "$_/strace" } split /:/, ($ENV{PATH} // '/usr/bin:/bin');
 plan skip_all => 'strace is not installed (make deps installs it)' unless $src;
 
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+    mpm => Ev2Server::one_child(4),
     conf => "KeepAliveTimeout 5\n",
 );
 $s->start;

@@ -16,16 +16,7 @@ use Ev2HTTP;
 my $N = 300;
 
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-AsyncRequestWorkerFactor 100
-EOF2
+    mpm => Ev2Server::one_child(4, AsyncRequestWorkerFactor => 100),
     conf => <<'EOF2',
 KeepAliveTimeout 60
 MaxKeepAliveRequests 0

@@ -19,14 +19,7 @@ use Ev2Server;
 my $TOTAL = 20_000_000;
 
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+    mpm => Ev2Server::one_child(4),
     conf => <<'EOF2',
 Timeout 30
 <Location /limited>

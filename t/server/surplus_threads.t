@@ -17,15 +17,7 @@ use Ev2Download;
 my $SIZE = 20_000_000;
 
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 4
-ThreadLimit 8
-ThreadsPerChild 8
-MaxRequestWorkers 8
-MinSpareThreads 1
-MaxSpareThreads 8
-EOF2
+    mpm => Ev2Server::one_child(8, ServerLimit => 4),
     conf => "Timeout 60\n",
     files => { 'big.bin' => 't' x $SIZE },
 );

@@ -27,16 +27,7 @@ my $SIZE = 20_000_000;
 # clients would be admitted (correct behaviour, not what this test is
 # about); factor 10 admits 2 + 10 x 2 = 22, enough for the 8 + 1 + status.
 my $s = Ev2Server->new(
-    mpm => <<'EOF2',
-StartServers 1
-ServerLimit 1
-ThreadLimit 2
-ThreadsPerChild 2
-MaxRequestWorkers 2
-MinSpareThreads 1
-MaxSpareThreads 2
-AsyncRequestWorkerFactor 10
-EOF2
+    mpm => Ev2Server::one_child(2, AsyncRequestWorkerFactor => 10),
     conf => <<'EOF2',
 EnableSendfile On
 Timeout 30
