@@ -10,7 +10,8 @@
 #      loopback on Linux): each backend's access log (%a) shows those
 #      addresses, not HAProxy's, and the responses are the backend's page.
 #   2. Four keep-alive clients (each from its own address) send requests
-#      through HAProxy while web1 is drained with "apache2 -k graceful-stop":
+#      through HAProxy (two of them for a 1 s download) while web1 is
+#      drained with "apache2 -k graceful-stop" during a download from it:
 #      every response is a 200 with the full page of one backend, web1
 #      exits, requests go on being served by web2, HAProxy marks web1 DOWN.
 #      Every answered request is in the access log of the backend whose page
@@ -48,7 +49,7 @@ my $TEMPLATE = "$FindBin::Bin/../conf/haproxy.cfg.tmpl";
 my @CLIENTS  = (1 .. 4);                        # load clients
 my %CLIENT_IP = map { $_ => '127.0.0.' . (10 + $_) } @CLIENTS;
 my $PER_CONN = 20;                              # requests per client connection
-my $BIG_CLIENT = 4;                             # the one that asks for /big.bin
+my %BIG_CLIENT = (3 => 1, 4 => 1);              # those that ask for /big.bin
 
 my $dir = tempdir('ev2hap-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{EV2_KEEP_TMP});
 chmod 0755, $dir;
@@ -340,7 +341,7 @@ sub client {
         $n++;
         $on_conn++;
         my $last = $on_conn >= $PER_CONN;
-        my $path = ($k == $BIG_CLIENT ? '/big.bin' : '/who.html') . "?c=$k&n=$n";
+        my $path = ($BIG_CLIENT{$k} ? '/big.bin' : '/who.html') . "?c=$k&n=$n";
         my $req = Ev2HTTP::request_string('GET', $path, $last ? (Connection => 'close') : ());
         my $res;
         $res = $c->read_response(timeout => 20) if $c->send($req, 10);
@@ -401,7 +402,7 @@ ok(Ev2Server->wait_for(sub { $t = tally(); $t->{web1} >= 100 && $t->{web2} >= 10
     'under load, both backends serve (100 responses each)')
     or diag "web1 $t->{web1}, web2 $t->{web2}, failed $t->{fail}";
 
-# The request numbers of the /big.bin responses web1 is sending right now
+# The /big.bin responses web1 is sending right now, as "client/request"
 # (its /server-status: workers in state W and their request line).
 sub big_in_flight {
     my $r = proxied_get($web{web1}, '/server-status', 5) or return ();
@@ -409,16 +410,17 @@ sub big_in_flight {
     my @n;
     for my $row (split /<tr>/, $r->{body}) {
         next unless $row =~ m{<td><b>W</b>};
-        push @n, $1 if $row =~ m{GET /big\.bin\?c=$BIG_CLIENT&(?:amp;)?n=(\d+) };
+        push @n, "$1/$2" if $row =~ m{GET /big\.bin\?c=(\d+)&(?:amp;)?n=(\d+) };
     }
     return @n;
 }
 
-# Drain web1 while it sends a /big.bin response (about 1 s long): that one
-# must still arrive complete.
+# Drain web1 while it sends a /big.bin response (about 1 s long; two
+# clients ask for them, each request to either backend): that one must
+# still arrive complete.
 my @inflight;
-ok(Ev2Server->wait_for(sub { @inflight = big_in_flight(); scalar @inflight }, 10, 0.05),
-    'a /big.bin response is in flight on web1: request ' . ($inflight[0] // 'none'));
+ok(Ev2Server->wait_for(sub { @inflight = big_in_flight(); scalar @inflight }, 15, 0.05),
+    'a /big.bin response is in flight on web1: ' . (@inflight ? "@inflight" : 'none'));
 my $t_drain = time;
 ok($web{web1}->graceful_stop, 'web1: apache2 -k graceful-stop');
 my $gone = $web{web1}->wait_gone(25);
@@ -454,10 +456,11 @@ ok(!%left, 'load clients finished their last request and exited') or kill 'KILL'
 @client_pids = ();
 
 $t = tally($t_gone);
-for my $n (@inflight) {
-    my ($r) = grep { $_->[0] == $BIG_CLIENT && $_->[1] == $n } @{ $t->{records} };
+for my $id (@inflight) {
+    my ($k, $n) = split m{/}, $id;
+    my ($r) = grep { $_->[0] == $k && $_->[1] == $n } @{ $t->{records} };
     ok($r && $r->[2] eq 'web1' && $r->[3] > $t_drain,
-        "the /big.bin response in flight at graceful-stop (request $n) arrived complete from web1"
+        "the /big.bin response in flight at graceful-stop ($id) arrived complete from web1"
         . ($r ? sprintf(', %.2f s after graceful-stop', $r->[3] - $t_drain) : ''));
 }
 my $late_web1 = grep { $_->[2] eq 'web1' && $_->[3] > $t_gone + 1 } @{ $t->{records} };
