@@ -60,7 +60,7 @@ chmod 0755, $dir;
 my (%BODY, %BIG);
 for my $n (qw(web1 web2)) {
     $BODY{$n} = "served by $n\n" . join('', map { sprintf "%s line %04d\n", $n, $_ } 1 .. 550);
-    $BIG{$n} = "served by $n\n" . join('', map { sprintf "%s big line %06d\n", $n, $_ } 1 .. 13_000);
+    $BIG{$n} = "served by $n\n" . join('', map { sprintf "%s big line %06d\n", $n, $_ } 1 .. 12_000);
     $BIG{$n} .= 'x' x (262_144 - length $BIG{$n});
 }
 
