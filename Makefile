@@ -38,7 +38,7 @@ MODS_AVAILABLE = /etc/apache2/mods-available
 # Debian packages the build and the tests need.
 DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
             libwww-perl perl curl gcc libc6-dev make passwd \
-            strace openssl libio-socket-ssl-perl nghttp2-client
+            strace openssl libio-socket-ssl-perl nghttp2-client haproxy
 
 RUNDIR   = $(CURDIR)/build/run
 PORT    ?= 8080

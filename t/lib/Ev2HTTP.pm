@@ -18,7 +18,9 @@ use Errno qw(EINTR EAGAIN EWOULDBLOCK);
 
 our $DEFAULT_TIMEOUT = 10;
 
-# Ev2HTTP->connect(port => $port [, host => '127.0.0.1', timeout => 10])
+# Ev2HTTP->connect(port => $port [, host => '127.0.0.1', timeout => 10,
+#                  local => '127.0.0.2'])
+# local: the source address to connect from (any of 127/8 is loopback).
 # Returns a connection object, or undef (with $@ set) on failure.
 sub connect {
     my ($class, %a) = @_;
@@ -28,6 +30,7 @@ sub connect {
         PeerPort => $a{port},
         Proto    => 'tcp',
         Timeout  => $a{timeout} // $DEFAULT_TIMEOUT,
+        (defined $a{local} ? (LocalAddr => $a{local}) : ()),
     );
     unless ($sock) {
         $@ = "connect to $host:$a{port}: $!";

@@ -8,6 +8,9 @@
 #                          conf => "KeepAliveTimeout 2\n",
 #                          modules => ['ratelimit', 'env'],
 #                          files => { 'big.bin' => $bytes });
+#   # ready => sub { my $self = shift; ... }: how start() sees the server
+#   # answer (default: a plain GET /index.html gets any status), for servers
+#   # that expect something else first (e.g. a PROXY protocol header)
 #   $s->start;                 # dies if it does not come up (bounded)
 #   my $st = $s->status_auto;  # /server-status?auto as a hash
 #   $s->graceful; $s->restart; $s->graceful_stop; $s->stop;
@@ -111,6 +114,7 @@ sub new {
         files   => $a{files} // {},
         nofile  => $a{nofile} // 4096,
         start_timeout => $a{start_timeout} // 30,
+        ready   => $a{ready},
         keep    => $ENV{EV2_KEEP_TMP} ? 1 : 0,
     }, $class;
     $self->{dir} = tempdir('ev2srv-XXXXXX', TMPDIR => 1, CLEANUP => !$self->{keep});
@@ -128,6 +132,7 @@ sub port       { $_[0]{port} }
 sub conf_file  { "$_[0]{dir}/httpd.conf" }
 sub pid_file   { "$_[0]{dir}/run/httpd.pid" }
 sub error_log  { "$_[0]{dir}/logs/error_log" }
+sub access_log { "$_[0]{dir}/logs/access_log" }
 sub docroot    { "$_[0]{dir}/htdocs" }
 sub url        { "http://127.0.0.1:$_[0]{port}" . ($_[1] // '/') }
 
@@ -304,6 +309,7 @@ sub start {
 
 sub _answers {
     my $self = shift;
+    return $self->{ready}->($self) if $self->{ready};
     my $r = Ev2HTTP::get($self->{port}, '/index.html', timeout => 2);
     return $r && $r->{status} =~ /^\d+$/;
 }
