@@ -99,10 +99,11 @@ void ev2_child_stop(ev2_stop_mode_e mode)
     ev2_wake_listener();
 }
 
+/* what starts with its log tag: stock's code and text where stock logs the
+ * same failure, else ours. */
 static void child_fatal(const char *what, apr_status_t rv)
 {
-    ap_log_error(APLOG_MARK, APLOG_ALERT, rv, ap_server_conf, EV2LOG(070)
-                 "%s", what);
+    ap_log_error(APLOG_MARK, APLOG_ALERT, rv, ap_server_conf, "%s", what);
     exit(APEXIT_CHILDSICK);
 }
 
@@ -122,19 +123,19 @@ static void conn_root_create(void)
     apr_status_t rv;
 
     if ((rv = apr_allocator_create(&allocator)) != APR_SUCCESS) {
-        child_fatal("apr_allocator_create failed", rv);
+        child_fatal(EV2LOG(070) "apr_allocator_create failed", rv);
     }
     apr_allocator_max_free_set(allocator, ap_max_mem_free);
     if ((rv = apr_pool_create_ex(&ev2_child->conn_root, ev2_child->pool,
                                  NULL, allocator)) != APR_SUCCESS) {
         apr_allocator_destroy(allocator);
-        child_fatal("apr_pool_create_ex failed", rv);
+        child_fatal(EV2LOG(070) "apr_pool_create_ex failed", rv);
     }
     apr_allocator_owner_set(allocator, ev2_child->conn_root);
     apr_pool_tag(ev2_child->conn_root, "ev2_connections");
     if ((rv = apr_thread_mutex_create(&mutex, APR_THREAD_MUTEX_DEFAULT,
                                       ev2_child->conn_root)) != APR_SUCCESS) {
-        child_fatal("apr_thread_mutex_create failed", rv);
+        child_fatal(EV2LOG(070) "apr_thread_mutex_create failed", rv);
     }
     apr_allocator_mutex_set(allocator, mutex);
 }
@@ -166,7 +167,7 @@ static void setup_runtime(int slot, int bucket)
     /* Connections are subpools of pconf and may outlive pchild while the
      * child exits: their runtime objects live on a pool of their own. */
     if ((rv = apr_pool_create(&ch->pool, ev2_pconf)) != APR_SUCCESS) {
-        child_fatal("apr_pool_create failed", rv);
+        child_fatal(EV2LOG(070) "apr_pool_create failed", rv);
     }
     apr_pool_tag(ch->pool, "ev2_runtime");
     ch->slot = slot;
@@ -182,7 +183,7 @@ static void setup_runtime(int slot, int bucket)
     keep_pools = (unsigned int)ev2_cfg.threads_per_child * 2;
     if ((rv = ev2_fdq_create(&ch->fdq, keep_pools, ch->pool))
         != APR_SUCCESS) {
-        child_fatal("ev2_fdq_create failed", rv);
+        child_fatal(APLOGNO(03100) "ap_queue_create() failed", rv);
     }
     ev2_fdq_set_idle_hook(ch->fdq, ev2_worker_went_idle, NULL);
     ev2_fdq_set_max_waking(ch->fdq, wakeups_in_flight());
@@ -191,7 +192,8 @@ static void setup_runtime(int slot, int bucket)
         || (rv = apr_thread_mutex_create(&ch->busy_lock,
                                          APR_THREAD_MUTEX_DEFAULT,
                                          ch->pool)) != APR_SUCCESS) {
-        child_fatal("apr_thread_mutex_create failed", rv);
+        child_fatal(APLOGNO(03102) "creation of the timeout mutex failed.",
+                    rv);
     }
     conn_root_create();
     /* With epoll the size only bounds the events one poll returns. */
@@ -200,7 +202,8 @@ static void setup_runtime(int slot, int bucket)
     }
     if ((rv = ev2_poller_create(&ch->poller, 512 + n, ch->pool))
         != APR_SUCCESS) {
-        child_fatal("could not create the epoll set", rv);
+        child_fatal(APLOGNO(03103) "apr_pollset_create with Thread Safety "
+                    "failed.", rv);
     }
     ch->timers = ev2_theap_create(ch->pool);
     ch->sleep_until = EV2_NO_DEADLINE;
@@ -218,15 +221,16 @@ static void start_threads(ev2_listener_t *l)
 
     if ((rv = apr_threadattr_create(&attr, ev2_child->pchild))
         != APR_SUCCESS) {
-        child_fatal("apr_threadattr_create failed", rv);
+        child_fatal(EV2LOG(070) "apr_threadattr_create failed", rv);
     }
     apr_threadattr_detach_set(attr, 0);
     if (ap_thread_stacksize != 0) {
         rv = apr_threadattr_stacksize_set(attr, ap_thread_stacksize);
         if (rv != APR_SUCCESS && rv != APR_ENOTIMPL) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, rv, ap_server_conf,
-                         EV2LOG(071) "could not set ThreadStackSize to %"
-                         APR_SIZE_T_FMT, ap_thread_stacksize);
+                         APLOGNO(02436) "WARNING: ThreadStackSize of %"
+                         APR_SIZE_T_FMT " is inappropriate, using default",
+                         ap_thread_stacksize);
         }
     }
     for (i = 0; i < ev2_cfg.threads_per_child; i++) {
@@ -240,13 +244,15 @@ static void start_threads(ev2_listener_t *l)
         if (rv != APR_SUCCESS) {
             apr_atomic_dec32(&ev2_child->live_workers);
             ev2_status_worker(i, SERVER_DEAD);
-            child_fatal("could not create a worker thread", rv);
+            child_fatal(APLOGNO(03104) "ap_thread_create: unable to create "
+                        "worker thread", rv);
         }
     }
     rv = ap_thread_create(&ev2_child->listener, attr, ev2_listener_main, l,
                           ev2_child->pchild);
     if (rv != APR_SUCCESS) {
-        child_fatal("could not create the listener thread", rv);
+        child_fatal(APLOGNO(00474) "ap_thread_create: unable to create "
+                    "listener thread", rv);
     }
 }
 
@@ -378,7 +384,7 @@ void ev2_child_main(int slot, int bucket)
     ev2_child = &the_child;
     if ((rv = apr_pool_create(&ev2_child->pchild, ev2_pconf))
         != APR_SUCCESS) {
-        child_fatal("apr_pool_create failed", rv);
+        child_fatal(EV2LOG(070) "apr_pool_create failed", rv);
     }
     apr_pool_tag(ev2_child->pchild, "pchild");
 #if AP_HAS_THREAD_LOCAL
@@ -401,7 +407,7 @@ void ev2_child_main(int slot, int bucket)
 
     setup_runtime(slot, bucket);
     if ((rv = ev2_listener_create(&l, ev2_child->pool)) != APR_SUCCESS) {
-        child_fatal("could not set up the listener", rv);
+        child_fatal(EV2LOG(070) "could not set up the listener", rv);
     }
     start_threads(l);
     ev2_retained->mpm->mpm_state = AP_MPMQ_RUNNING;

@@ -74,7 +74,7 @@ static const char *set_int_directive(cmd_parms *cmd, void *d, const char *arg)
         return err;
     }
     if (!strcasecmp(cmd->cmd->name, "MaxClients")) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, NULL, EV2LOG(001)
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, NULL, APLOGNO(00521)
                      "MaxClients is deprecated, use MaxRequestWorkers "
                      "instead.");
     }
@@ -144,31 +144,103 @@ const command_rec ev2_cmds[] = {
     { NULL }
 };
 
-/* How each reconciliation is reported: the directive, and the message
- * with the configured value (%d) and the one used (%d).  NULL: silent. */
-static const struct {
-    const char *directive;
-    const char *fmt;
-} adjust_msgs[] = {
-    [EV2_ADJ_SERVER_LIMIT_FIXED] = { "ServerLimit",
-        "%s of %d is not allowed across a restart; keeping %d until a "
-        "full stop" },
-    [EV2_ADJ_THREAD_LIMIT_FIXED] = { "ThreadLimit",
-        "%s of %d is not allowed across a restart; keeping %d until a "
-        "full stop" },
-    [EV2_ADJ_THREADS_OVER_LIMIT] = { "ThreadsPerChild",
-        "%s of %d exceeds ThreadLimit; lowered to %d" },
-    [EV2_ADJ_WORKERS_UNDER_TPC] = { "MaxRequestWorkers",
-        "%s of %d is less than ThreadsPerChild; raised to %d" },
-    [EV2_ADJ_WORKERS_ROUNDED] = { "MaxRequestWorkers",
-        "%s of %d is not a multiple of ThreadsPerChild; rounded down to %d" },
-    [EV2_ADJ_WORKERS_OVER_SLOTS] = { "MaxRequestWorkers",
-        "%s of %d would need more than ServerLimit children; lowered to %d" },
-    [EV2_ADJ_START_OVER_LIMIT] = { "StartServers",
-        "%s of %d exceeds the %d children MaxRequestWorkers allows; "
-        "lowered" },
-    [EV2_ADJ_SPARE_RAISED] = { "MaxSpareThreads", NULL },
-};
+/* Stock event's warning for each reconciliation, with its code and text:
+ * on the first pass over the configuration to the console (no server,
+ * APLOG_STARTUP, a longer text), later to the error log.  The values
+ * besides a->from and a->to are the final ones: ThreadsPerChild and
+ * ServerLimit are settled before the checks that name them. */
+#define EV2_WARN_FIRST  (APLOG_WARNING | APLOG_STARTUP)
+
+static void warn_adjustment(server_rec *s, int startup,
+                            const ev2_adjustment_t *a)
+{
+    int tpc = ev2_cfg.threads_per_child;
+
+    switch (a->what) {
+    case EV2_ADJ_SERVER_LIMIT_FIXED:
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00501)
+                     "changing ServerLimit to %d from original value of %d "
+                     "not allowed during restart", a->from, a->to);
+        break;
+    case EV2_ADJ_THREAD_LIMIT_FIXED:
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00506)
+                     "changing ThreadLimit to %d from original value of %d "
+                     "not allowed during restart", a->from, a->to);
+        break;
+    case EV2_ADJ_THREADS_OVER_LIMIT:
+        if (startup) {
+            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00507)
+                         "WARNING: ThreadsPerChild of %d exceeds ThreadLimit "
+                         "of %d threads, decreasing to %d. "
+                         "To increase, please see the ThreadLimit directive.",
+                         a->from, a->to, a->to);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00508)
+                         "ThreadsPerChild of %d exceeds ThreadLimit "
+                         "of %d, decreasing to match", a->from, a->to);
+        }
+        break;
+    case EV2_ADJ_WORKERS_UNDER_TPC:
+        if (startup) {
+            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00511)
+                         "WARNING: MaxRequestWorkers of %d is less than "
+                         "ThreadsPerChild of %d, increasing to %d. "
+                         "MaxRequestWorkers must be at least as large "
+                         "as the number of threads in a single server.",
+                         a->from, a->to, a->to);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00512)
+                         "MaxRequestWorkers of %d is less than "
+                         "ThreadsPerChild of %d, increasing to match",
+                         a->from, a->to);
+        }
+        break;
+    case EV2_ADJ_WORKERS_ROUNDED:
+        if (startup) {
+            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00513)
+                         "WARNING: MaxRequestWorkers of %d is not an integer "
+                         "multiple of ThreadsPerChild of %d, decreasing to "
+                         "nearest multiple %d, for a maximum of %d servers.",
+                         a->from, tpc, a->to, a->to / tpc);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00514)
+                         "MaxRequestWorkers of %d is not an integer multiple "
+                         "of ThreadsPerChild of %d, decreasing to nearest "
+                         "multiple %d", a->from, tpc, a->to);
+        }
+        break;
+    case EV2_ADJ_WORKERS_OVER_SLOTS:
+        if (startup) {
+            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00515)
+                         "WARNING: MaxRequestWorkers of %d would require %d "
+                         "servers and would exceed ServerLimit of %d, "
+                         "decreasing to %d. To increase, please see the "
+                         "ServerLimit directive.", a->from, a->from / tpc,
+                         ev2_cfg.server_limit, a->to);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00516)
+                         "MaxRequestWorkers of %d would require %d servers "
+                         "and exceed ServerLimit of %d, decreasing to %d",
+                         a->from, a->from / tpc, ev2_cfg.server_limit,
+                         a->to);
+        }
+        break;
+    case EV2_ADJ_START_OVER_LIMIT:
+        /* Stock lowers it without a word; we say so. */
+        ap_log_error(APLOG_MARK, startup ? EV2_WARN_FIRST : APLOG_WARNING,
+                     0, startup ? NULL : s, EV2LOG(002)
+                     "WARNING: StartServers of %d exceeds the %d children "
+                     "MaxRequestWorkers allows; lowered", a->from, a->to);
+        break;
+    case EV2_ADJ_SPARE_RAISED:
+        /* silent, as in stock */
+        break;
+    }
+}
 
 /* Reconcile values that are each valid but conflict; warn, as stock does. */
 int ev2_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -182,16 +254,7 @@ int ev2_check_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     n = ev2_config_reconcile(&ev2_cfg, &ev2_retained->first_server_limit,
                              &ev2_retained->first_thread_limit, adj);
     for (i = 0; i < n; i++) {
-        const char *fmt = adjust_msgs[adj[i].what].fmt;
-
-        if (fmt == NULL) {
-            continue;
-        }
-        ap_log_error(APLOG_MARK, APLOG_WARNING | (startup ? APLOG_STARTUP : 0),
-                     0, startup ? NULL : s, EV2LOG(002) "WARNING: %s",
-                     apr_psprintf(s->process->pconf, fmt,
-                                  adjust_msgs[adj[i].what].directive,
-                                  adj[i].from, adj[i].to));
+        warn_adjustment(s, startup, &adj[i]);
     }
     return OK;
 }
@@ -235,7 +298,7 @@ int ev2_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
         rv = apr_proc_detach(no_detach ? APR_PROC_DETACH_FOREGROUND
                                        : APR_PROC_DETACH_DAEMONIZE);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, NULL, EV2LOG(050)
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, NULL, APLOGNO(00496)
                          "apr_proc_detach failed");
             return HTTP_INTERNAL_SERVER_ERROR;
         }

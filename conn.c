@@ -97,6 +97,42 @@ static void conn_reattach(ev2_conn_t *cs)
  * queue (of cs's vhost), what to poll for and where the deadline counts
  * from.  Returns 1 when parked (cs is no longer ours), 0 if it could not
  * be (cs is still ours, reattached). */
+/* epoll_ctl refused a connection about to wait in state: say it in stock's
+ * words for the same wait (its apr_pollset_add failures). */
+static void log_park_failure(conn_rec *c, conn_state_e state,
+                             apr_status_t rv)
+{
+    switch (state) {
+    case CONN_STATE_WRITE_COMPLETION:
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(03465)
+                      "process_socket: apr_pollset_add failure in "
+                      "CONN_STATE_WRITE_COMPLETION");
+        return;
+    case CONN_STATE_ASYNC_WAITIO:
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(10503)
+                      "process_socket: apr_pollset_add failure in "
+                      "CONN_STATE_ASYNC_WAITIO");
+        return;
+    case CONN_STATE_KEEPALIVE:
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(03093)
+                      "process_socket: apr_pollset_add failure for "
+                      "keep alive");
+        return;
+    case CONN_STATE_LINGER:
+    case CONN_STATE_LINGER_NORMAL:
+    case CONN_STATE_LINGER_SHORT:
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(03092)
+                      "process_lingering_close: apr_pollset_add failure");
+        return;
+    case CONN_STATE_PROCESSING:
+    case CONN_STATE_HANDLER:
+    case CONN_STATE_SUSPENDED:
+    case CONN_STATE_NUM:
+        break;
+    }
+    /* not a waiting state: ev2_state_of() has no row for it */
+}
+
 static int conn_park(ev2_conn_t *cs)
 {
     const ev2_state_t *row = ev2_state_of(cs->pub.state);
@@ -127,8 +163,7 @@ static int conn_park(ev2_conn_t *cs)
     if (rv != APR_SUCCESS) {
         ev2_tq_remove(&cs->tq);
         apr_thread_mutex_unlock(ev2_child->qlock);
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, cs->c, EV2LOG(101)
-                      "epoll_ctl failed: closing the connection");
+        log_park_failure(cs->c, cs->pub.state, rv);
         conn_reattach(cs);
         return 0;
     }
@@ -477,8 +512,8 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
     ap_update_child_status_from_conn(c->sbh, SERVER_BUSY_READ, c);
     rc = ap_pre_connection(c, cs->sd);
     if (rc != OK && rc != DONE) {
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, EV2LOG(100)
-                      "pre_connection hooks failed (%d): closing", rc);
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, APLOGNO(00469)
+                      "process_socket: connection aborted");
         cs->pub.state = CONN_STATE_LINGER;
     }
     if (!cs->sc) {
@@ -511,6 +546,11 @@ static void conn_process(ev2_conn_t *cs)
     if (rc == DONE) {
         rc = OK;
     }
+    if (rc != OK) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, APLOGNO(10111)
+                      "process_socket: connection processing returned %i "
+                      "(state %i): closing", rc, (int)cs->pub.state);
+    }
     if (rc != OK || c->aborted) {
         cs->pub.state = CONN_STATE_LINGER;
         return;
@@ -532,8 +572,9 @@ static void conn_process(ev2_conn_t *cs)
     case CONN_STATE_LINGER_NORMAL:
     case CONN_STATE_LINGER_SHORT:
     case CONN_STATE_NUM:
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, EV2LOG(102)
-                      "process_connection left state %d: closing",
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, APLOGNO(10111)
+                      "process_socket: connection processing returned %i "
+                      "(unexpected state %i): closing", rc,
                       (int)cs->pub.state);
         cs->pub.state = CONN_STATE_LINGER;
         break;

@@ -58,7 +58,9 @@ extern __attribute__((visibility("default")))
 module AP_MODULE_DECLARE_DATA mpm_event2_module;
 APLOG_USE_MODULE(mpm_event2);
 
-/* Our own log tags, in the style of httpd's APLOGNO. */
+/* Messages that stock event logs in the same situation carry its APLOGNO
+ * code and text, so that monitoring written for it keeps working; messages
+ * only we log carry tags of our own, in the same style. */
 #define EV2LOG(n) "EV2" #n ": "
 
 /* Lingering close: how long we wait for the client to close. */

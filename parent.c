@@ -73,9 +73,9 @@ static int make_child(server_rec *s, int slot, int bucket)
         ev2_retained->max_daemon_used = slot + 1;
     }
     if (ps->pid != 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, EV2LOG(010)
-                     "not starting a child in slot %d: still held by "
-                     "pid %" APR_PID_T_FMT, slot, ps->pid);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, APLOGNO(03455)
+                     "BUG: Scoreboard slot %d should be empty but is "
+                     "in use by pid %" APR_PID_T_FMT, slot, ps->pid);
         return -1;
     }
     if (ev2_one_process) {
@@ -88,8 +88,8 @@ static int make_child(server_rec *s, int slot, int bucket)
 
     pid = fork();
     if (pid == -1) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, EV2LOG(011)
-                     "fork: unable to start a child process");
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, s, APLOGNO(00481)
+                     "fork: Unable to fork new process");
         /* Don't fork-bomb a machine that is already out of something. */
         apr_sleep(apr_time_from_sec(10));
         return -1;
@@ -202,44 +202,57 @@ static void maint_scan(int bucket, ev2_maint_in_t *in, int *free_slots)
     }
 }
 
-/* Log what a maintenance decision found, once per generation where stock
- * does so too. */
+/* Once per generation (stock: at every maintenance pass while it lasts).
+ * Also when a new generation's children wait for slots (server_main_loop). */
+static void report_scoreboard_full(void)
+{
+    if (!ev2_retained->scoreboard_full_reported) {
+        /* sic: stock's text has no space after the full stop */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf, APLOGNO(03490)
+                     "scoreboard is full, not at MaxRequestWorkers."
+                     "Increase ServerLimit.");
+        ev2_retained->scoreboard_full_reported = 1;
+    }
+}
+
+/* Log what a maintenance decision found, with stock's codes and texts,
+ * once per generation where stock does so too. */
 static void maint_report(const ev2_maint_in_t *in, const ev2_maint_out_t *out)
 {
     switch (out->action) {
     case EV2_MAINT_AT_MAX_WORKERS:
         if (!ev2_retained->maxworkers_reported && in->idle_threads == 0) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
-                         EV2LOG(020) "server reached MaxRequestWorkers "
+                         APLOGNO(00484) "server reached MaxRequestWorkers "
                          "setting, consider raising the "
                          "MaxRequestWorkers setting");
             ev2_retained->maxworkers_reported = 1;
         }
         else if (!ev2_retained->near_maxworkers_reported
                  && in->idle_threads) {
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
-                         EV2LOG(021) "server is near MaxRequestWorkers "
-                         "(%d idle threads left)", in->idle_threads);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
+                         APLOGNO(10159) "server is within MinSpareThreads "
+                         "of MaxRequestWorkers, consider raising the "
+                         "MaxRequestWorkers setting");
             ev2_retained->near_maxworkers_reported = 1;
         }
         break;
     case EV2_MAINT_SCOREBOARD_FULL:
-        if (!ev2_retained->scoreboard_full_reported) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, ap_server_conf,
-                         EV2LOG(022) "scoreboard is full, not at "
-                         "MaxRequestWorkers. Increase ServerLimit.");
-            ev2_retained->scoreboard_full_reported = 1;
-        }
+        report_scoreboard_full();
         break;
     case EV2_MAINT_SPAWN:
         if (in->spawn_rate >= 8) {
+            /* Stock's last number is all children; ours is what its text
+             * says. */
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf,
-                         EV2LOG(023) "server seems busy (you may need "
+                         APLOGNO(00486) "server seems busy, (you may need "
                          "to increase StartServers, ThreadsPerChild or "
                          "Min/MaxSpareThreads), spawning %d children, "
-                         "there are around %d idle threads, and %d "
-                         "total children", out->spawn, in->idle_threads,
-                         in->total_daemons);
+                         "there are around %d idle threads, %d active "
+                         "children, and %d children that are shutting "
+                         "down", out->spawn, in->idle_threads,
+                         in->active_daemons,
+                         in->total_daemons - in->active_daemons);
         }
         break;
     case EV2_MAINT_NONE:
@@ -247,6 +260,42 @@ static void maint_report(const ev2_maint_in_t *in, const ev2_maint_out_t *out)
     case EV2_MAINT_KEEP_SURPLUS:
         break;
     }
+}
+
+/* Is any scoreboard slot free (of any bucket)? */
+static int have_free_slot(void)
+{
+    int i;
+
+    for (i = 0; i < ev2_cfg.server_limit; i++) {
+        if (ap_get_scoreboard_process(i)->pid == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Idle (or starting) workers of this generation's accepting children,
+ * counted as maint_scan() does, over all buckets. */
+static int count_idle_threads(void)
+{
+    int i, j, idle = 0;
+
+    for (i = 0; i < ev2_retained->max_daemon_used; i++) {
+        process_score *ps = ap_get_scoreboard_process(i);
+
+        if (!ps->pid || ps->quiescing || ps->not_accepting
+            || ps->generation != ev2_retained->mpm->my_generation) {
+            continue;
+        }
+        for (j = 0; j < ev2_cfg.threads_per_child; j++) {
+            if (ap_get_scoreboard_worker_from_indexes(i, j)->status
+                <= SERVER_READY) {
+                idle++;
+            }
+        }
+    }
+    return idle;
 }
 
 /* Start or stop children so that idle threads stay between
@@ -303,6 +352,10 @@ static void wait_for_child_exit(int hurry, apr_exit_why_e *exitwhy,
     }
 }
 
+/* A child of this generation exited fatally, or none could start: the
+ * parent stops, and does not claim it caught SIGTERM (as stock). */
+static int had_fatal_child;
+
 /* A child of slot (with its generation) has exited: settle its books and
  * decide whether to replace it now.  *remaining counts the children of a
  * new generation still waiting for a slot. */
@@ -320,9 +373,16 @@ static void child_reaped(int slot, apr_proc_t *pid, apr_exit_why_e exitwhy,
         if (is_current) {
             ev2_retained->mpm->shutdown_pending = 1;
             ev2_retained->mpm->is_ungraceful = 1;
+            had_fatal_child = 1;
             ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
                          EV2LOG(030) "a child exited with a fatal error; "
                          "shutting the server down");
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf,
+                         APLOGNO(00487) "Ignoring fatal error in child of "
+                         "previous generation (pid %" APR_PID_T_FMT ").",
+                         pid->pid);
         }
         child_exited(slot, pid->pid, gen);
         return;
@@ -347,6 +407,16 @@ static void child_reaped(int slot, apr_proc_t *pid, apr_exit_why_e exitwhy,
         ev2_retained->abrupt_deaths++;
         make_child(ap_server_conf, slot, bucket_of_slot(slot));
     }
+    else if (by_signal && is_current
+             && ev2_retained->abrupt_deaths >= EV2_MAX_ABRUPT_REPLACEMENTS) {
+        /* Left to maintenance: say so at the 3rd death in a row and at
+         * every 10th after, as stock does. */
+        if (ev2_retained->abrupt_deaths++ % 10
+            == EV2_MAX_ABRUPT_REPLACEMENTS) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf,
+                         APLOGNO(10392) "children are killed successively!");
+        }
+    }
     if (!by_signal) {
         ev2_retained->abrupt_deaths = 0;
     }
@@ -362,7 +432,7 @@ static void other_reaped(apr_proc_t *pid, int status)
     }
     if (ev2_retained->mpm->was_graceful) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf,
-                     EV2LOG(031) "long lost child came home! (pid %"
+                     APLOGNO(00488) "long lost child came home! (pid %"
                      APR_PID_T_FMT ")", pid->pid);
     }
 }
@@ -390,9 +460,13 @@ static int sick_children_settled(void)
     }
     if (ev2_retained->total_daemons == 0) {
         ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
-                     EV2LOG(032) "no child could start: giving up");
+                     APLOGNO(02324) "A resource shortage or other "
+                     "unrecoverable failure was encountered before any "
+                     "child process initialized successfully... httpd is "
+                     "exiting!");
         ev2_retained->mpm->shutdown_pending = 1;
         ev2_retained->mpm->is_ungraceful = 1;
+        had_fatal_child = 1;
         return 0;
     }
     return 1;
@@ -400,7 +474,8 @@ static int sick_children_settled(void)
 
 static void server_main_loop(int remaining)
 {
-    apr_time_t pending_until = apr_time_now() + EV2_PENDING_STARTS_MAX;
+    apr_time_t pending_since = apr_time_now();
+    apr_time_t pending_until = pending_since + EV2_PENDING_STARTS_MAX;
     apr_exit_why_e exitwhy;
     apr_proc_t pid;
     int status, b;
@@ -422,6 +497,7 @@ static void server_main_loop(int remaining)
                 /* Not in our scoreboard: we cannot tell its generation. */
                 ev2_retained->mpm->shutdown_pending = 1;
                 ev2_retained->mpm->is_ungraceful = 1;
+                had_fatal_child = 1;
                 ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
                              EV2LOG(030) "a child exited with a fatal "
                              "error; shutting the server down");
@@ -434,7 +510,18 @@ static void server_main_loop(int remaining)
         if (remaining) {
             /* Start what has a free slot; the rest replaces old children
              * as they exit (above), until the deadline. */
-            remaining -= startup_children(remaining);
+            int started = startup_children(remaining);
+
+            remaining -= started;
+            /* Stock gives up waiting after a second, and its maintenance
+             * then finds the scoreboard full: say so at the same time. */
+            if (remaining && !started
+                && apr_time_now() > pending_since + apr_time_from_sec(1)
+                && ev2_retained->active_daemons < ev2_cfg.active_daemons_limit
+                && !have_free_slot()
+                && count_idle_threads() < ev2_cfg.min_spare_threads) {
+                report_scoreboard_full();
+            }
             continue;
         }
         if (ev2_retained->sick_child_detected && !sick_children_settled()) {
@@ -543,7 +630,7 @@ static void stop_gracefully(apr_pool_t *pconf, server_rec *s)
     signal_all_pods(AP_MPM_PODX_GRACEFUL);
     ap_relieve_child_processes(child_exited);
     ap_remove_pid(pconf, ap_pid_fname);
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(042)
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(00492)
                  "caught " AP_SIG_GRACEFUL_STOP_STRING
                  ", shutting down gracefully");
     if (ap_graceful_shutdown_timeout) {
@@ -568,12 +655,12 @@ static void begin_restart(server_rec *s)
     if (ev2_retained->mpm->is_ungraceful) {
         signal_all_pods(AP_MPM_PODX_RESTART);
         ap_reclaim_child_processes(1, child_exited);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(043)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(00494)
                      "SIGHUP received.  Attempting to restart");
     }
     else {
         signal_all_pods(AP_MPM_PODX_GRACEFUL);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(044)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(00493)
                      AP_SIG_GRACEFUL_STRING " received.  Doing graceful "
                      "restart");
     }
@@ -593,9 +680,11 @@ int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s)
     }
     remaining = start_generation();
 
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(040)
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(00489)
                  "%s configured -- resuming normal operations",
                  ap_get_server_description());
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, APLOGNO(00490)
+                 "Server built: %s", ap_get_server_built());
     ap_log_command_line(plog, s);
     ap_log_mpm_common(s);
     ev2_retained->mpm->mpm_state = AP_MPMQ_RUNNING;
@@ -608,8 +697,10 @@ int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s)
         signal_all_pods(AP_MPM_PODX_RESTART);
         ap_reclaim_child_processes(1, child_exited);
         ap_remove_pid(pconf, ap_pid_fname);
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, EV2LOG(041)
-                     "caught SIGTERM, shutting down");
+        if (!had_fatal_child) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, APLOGNO(00491)
+                         "caught SIGTERM, shutting down");
+        }
         return DONE;
     }
     if (ev2_retained->mpm->shutdown_pending) {

@@ -21,6 +21,8 @@
 #   EV2_MPM_SYM   its module symbol     (default: mpm_event2_module)
 #   EV2_MPM_NAME  its ap_mpm_query name (default: event2, or derived from SYM)
 #   EV2_APACHE2   the httpd binary      (default: /usr/sbin/apache2)
+# A test that compares two MPMs passes mpm_so => PATH, mpm_sym => SYMBOL to
+# new() instead; these override the environment for that server only.
 #
 # Every wait is bounded.  stop() escalates to SIGKILL for anything left of the
 # server's process group; live servers are stopped in DESTROY and in END.
@@ -116,6 +118,8 @@ sub new {
         start_timeout => $a{start_timeout} // 30,
         ready   => $a{ready},
         keep    => $ENV{EV2_KEEP_TMP} ? 1 : 0,
+        mpm_so  => $a{mpm_so},
+        mpm_sym => $a{mpm_sym},
     }, $class;
     $self->{dir} = tempdir('ev2srv-XXXXXX', TMPDIR => 1, CLEANUP => !$self->{keep});
     chmod 0755, $self->{dir};
@@ -168,8 +172,8 @@ sub write_config {
     my $load = join '', map {
         "LoadModule ${_}_module $MODDIR/mod_$_.so\n"
     } @mods;
-    my $so  = mpm_so();
-    my $sym = mpm_sym();
+    my $so  = $self->{mpm_so} // mpm_so();
+    my $sym = $self->{mpm_sym} // mpm_sym();
     my $user = $> == 0 ? "User www-data\nGroup www-data\n" : '';
     my $port = $self->{port};
     my $conf = <<"EOF";
