@@ -17,8 +17,8 @@ APXS     ?= apxs
 APACHE2  ?= /usr/sbin/apache2
 DESTDIR  ?=
 
-SRCS     = mod_mpm_event2.c config.c parent.c child.c listener.c accept.c \
-           worker.c conn.c status.c policy.c fdqueue.c event_queues.c \
+SRCS     = mod_mpm_event2.c config.c parent.c maint.c child.c listener.c accept.c \
+           worker.c conn.c states.c linger.c status.c policy.c fdqueue.c event_queues.c \
            poller.c memtrim.c
 HDRS     = ev2.h policy.h fdqueue.h event_queues.h poller.h memtrim.h
 MODULE   = .libs/mod_mpm_event2.so

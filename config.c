@@ -151,94 +151,116 @@ const command_rec ev2_cmds[] = {
  * ServerLimit are settled before the checks that name them. */
 #define EV2_WARN_FIRST  (APLOG_WARNING | APLOG_STARTUP)
 
-static void warn_adjustment(server_rec *s, int startup,
-                            const ev2_adjustment_t *a)
+/* The first pass's texts, to the console.  Returns 0 if a has none of its
+ * own (then warn_in_log's text is used). */
+static int warn_on_console(const ev2_adjustment_t *a)
 {
     int tpc = ev2_cfg.threads_per_child;
 
     switch (a->what) {
+    case EV2_ADJ_THREADS_OVER_LIMIT:
+        ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00507)
+                     "WARNING: ThreadsPerChild of %d exceeds ThreadLimit "
+                     "of %d threads, decreasing to %d. "
+                     "To increase, please see the ThreadLimit directive.",
+                     a->from, a->to, a->to);
+        return 1;
+    case EV2_ADJ_WORKERS_UNDER_TPC:
+        ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00511)
+                     "WARNING: MaxRequestWorkers of %d is less than "
+                     "ThreadsPerChild of %d, increasing to %d. "
+                     "MaxRequestWorkers must be at least as large "
+                     "as the number of threads in a single server.",
+                     a->from, a->to, a->to);
+        return 1;
+    case EV2_ADJ_WORKERS_ROUNDED:
+        ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00513)
+                     "WARNING: MaxRequestWorkers of %d is not an integer "
+                     "multiple of ThreadsPerChild of %d, decreasing to "
+                     "nearest multiple %d, for a maximum of %d servers.",
+                     a->from, tpc, a->to, a->to / tpc);
+        return 1;
+    case EV2_ADJ_WORKERS_OVER_SLOTS:
+        ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00515)
+                     "WARNING: MaxRequestWorkers of %d would require %d "
+                     "servers and would exceed ServerLimit of %d, "
+                     "decreasing to %d. To increase, please see the "
+                     "ServerLimit directive.", a->from, a->from / tpc,
+                     ev2_cfg.server_limit, a->to);
+        return 1;
     case EV2_ADJ_SERVER_LIMIT_FIXED:
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00501)
+    case EV2_ADJ_THREAD_LIMIT_FIXED:
+    case EV2_ADJ_START_OVER_LIMIT:
+    case EV2_ADJ_SPARE_RAISED:
+        break;
+    }
+    return 0;
+}
+
+/* Restarts' texts, to the error log (first pass: with APLOG_STARTUP). */
+static void warn_in_log(server_rec *s, int startup, const ev2_adjustment_t *a)
+{
+    int tpc = ev2_cfg.threads_per_child;
+    int level = startup ? EV2_WARN_FIRST : APLOG_WARNING;
+
+    s = startup ? NULL : s;
+    switch (a->what) {
+    case EV2_ADJ_SERVER_LIMIT_FIXED:
+        ap_log_error(APLOG_MARK, level, 0, s, APLOGNO(00501)
                      "changing ServerLimit to %d from original value of %d "
                      "not allowed during restart", a->from, a->to);
         break;
     case EV2_ADJ_THREAD_LIMIT_FIXED:
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00506)
+        ap_log_error(APLOG_MARK, level, 0, s, APLOGNO(00506)
                      "changing ThreadLimit to %d from original value of %d "
                      "not allowed during restart", a->from, a->to);
         break;
     case EV2_ADJ_THREADS_OVER_LIMIT:
-        if (startup) {
-            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00507)
-                         "WARNING: ThreadsPerChild of %d exceeds ThreadLimit "
-                         "of %d threads, decreasing to %d. "
-                         "To increase, please see the ThreadLimit directive.",
-                         a->from, a->to, a->to);
-        }
-        else {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00508)
-                         "ThreadsPerChild of %d exceeds ThreadLimit "
-                         "of %d, decreasing to match", a->from, a->to);
-        }
+        ap_log_error(APLOG_MARK, level, 0, s, APLOGNO(00508)
+                     "ThreadsPerChild of %d exceeds ThreadLimit "
+                     "of %d, decreasing to match", a->from, a->to);
         break;
     case EV2_ADJ_WORKERS_UNDER_TPC:
-        if (startup) {
-            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00511)
-                         "WARNING: MaxRequestWorkers of %d is less than "
-                         "ThreadsPerChild of %d, increasing to %d. "
-                         "MaxRequestWorkers must be at least as large "
-                         "as the number of threads in a single server.",
-                         a->from, a->to, a->to);
-        }
-        else {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00512)
-                         "MaxRequestWorkers of %d is less than "
-                         "ThreadsPerChild of %d, increasing to match",
-                         a->from, a->to);
-        }
+        ap_log_error(APLOG_MARK, level, 0, s, APLOGNO(00512)
+                     "MaxRequestWorkers of %d is less than "
+                     "ThreadsPerChild of %d, increasing to match",
+                     a->from, a->to);
         break;
     case EV2_ADJ_WORKERS_ROUNDED:
-        if (startup) {
-            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00513)
-                         "WARNING: MaxRequestWorkers of %d is not an integer "
-                         "multiple of ThreadsPerChild of %d, decreasing to "
-                         "nearest multiple %d, for a maximum of %d servers.",
-                         a->from, tpc, a->to, a->to / tpc);
-        }
-        else {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00514)
-                         "MaxRequestWorkers of %d is not an integer multiple "
-                         "of ThreadsPerChild of %d, decreasing to nearest "
-                         "multiple %d", a->from, tpc, a->to);
-        }
+        ap_log_error(APLOG_MARK, level, 0, s, APLOGNO(00514)
+                     "MaxRequestWorkers of %d is not an integer multiple "
+                     "of ThreadsPerChild of %d, decreasing to nearest "
+                     "multiple %d", a->from, tpc, a->to);
         break;
     case EV2_ADJ_WORKERS_OVER_SLOTS:
-        if (startup) {
-            ap_log_error(APLOG_MARK, EV2_WARN_FIRST, 0, NULL, APLOGNO(00515)
-                         "WARNING: MaxRequestWorkers of %d would require %d "
-                         "servers and would exceed ServerLimit of %d, "
-                         "decreasing to %d. To increase, please see the "
-                         "ServerLimit directive.", a->from, a->from / tpc,
-                         ev2_cfg.server_limit, a->to);
-        }
-        else {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, APLOGNO(00516)
-                         "MaxRequestWorkers of %d would require %d servers "
-                         "and exceed ServerLimit of %d, decreasing to %d",
-                         a->from, a->from / tpc, ev2_cfg.server_limit,
-                         a->to);
-        }
+        ap_log_error(APLOG_MARK, level, 0, s, APLOGNO(00516)
+                     "MaxRequestWorkers of %d would require %d servers "
+                     "and exceed ServerLimit of %d, decreasing to %d",
+                     a->from, a->from / tpc, ev2_cfg.server_limit, a->to);
         break;
     case EV2_ADJ_START_OVER_LIMIT:
         /* Stock lowers it without a word; we say so. */
-        ap_log_error(APLOG_MARK, startup ? EV2_WARN_FIRST : APLOG_WARNING,
-                     0, startup ? NULL : s, EV2LOG(002)
+        ap_log_error(APLOG_MARK, level, 0, s, EV2LOG(002)
                      "WARNING: StartServers of %d exceeds the %d children "
                      "MaxRequestWorkers allows; lowered", a->from, a->to);
         break;
     case EV2_ADJ_SPARE_RAISED:
         /* silent, as in stock */
         break;
+    }
+}
+
+/* Stock event's warning for each reconciliation, with its code and text:
+ * on the first pass over the configuration to the console (no server,
+ * APLOG_STARTUP, a longer text where stock has one), later to the error
+ * log.  The values besides a->from and a->to are the final ones:
+ * ThreadsPerChild and ServerLimit are settled before the checks that name
+ * them. */
+static void warn_adjustment(server_rec *s, int startup,
+                            const ev2_adjustment_t *a)
+{
+    if (!startup || !warn_on_console(a)) {
+        warn_in_log(s, startup, a);
     }
 }
 

@@ -1,19 +1,14 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE).
  *
- * conn.c - a connection's life: created in a worker, run through httpd's
- * hooks, parked with the listener whenever it must wait for its client
- * (keep-alive, write completion, wait-io, lingering close), picked up
- * again, closed.
+ * conn.c - a connection's life in the workers: created, run through
+ * httpd's hooks, parked with the listener whenever it must wait for its
+ * client (keep-alive, write completion, wait-io, lingering close), picked
+ * up again when it has work, closed.  Parking takes the queue and what to
+ * poll for from the state's row in states.c; lingering close is in
+ * linger.c.  Also the connection pools, recycled through the fdqueue.
  *
- * One table (states[]) says, for each state a connection can wait in,
- * what its queue's timeout is, what to poll for, and what readiness and
- * expiry mean.  Parking reads it, the listener's ready, expiry and
- * early-close paths read it, and post_config builds the queues from it:
- * a new waiting state is a new row.
- *
- * Threads: the functions under "listener side" run on the listener
- * thread on connections it owns (parked ones); the others run on the
- * worker that owns the connection.  The pool cleanup runs wherever the
+ * Threads: the worker that owns the connection; ev2_conn_new and
+ * ev2_conn_unpark run on the listener; the pool cleanup runs wherever the
  * pool is cleared.
  */
 
@@ -49,7 +44,7 @@ void ev2_conn_pool_put(apr_pool_t *p)
     }
 }
 
-static void push(ev2_conn_t *cs)
+void ev2_conn_push(ev2_conn_t *cs)
 {
     /* The fdqueue is unbounded and intrusive: pushing only fails once it
      * is terminated, which happens after the listener stopped. */
@@ -66,14 +61,8 @@ ev2_conn_t *ev2_conn_new(apr_pool_t *p, apr_socket_t *sd)
     cs->sd = sd;
     ev2_tq_entry_init(&cs->tq);
     apr_atomic_inc32(&ev2_child->conns);
-    push(cs);
+    ev2_conn_push(cs);
     return cs;
-}
-
-static int in_linger(const ev2_conn_t *cs)
-{
-    return cs->pub.state == CONN_STATE_LINGER_NORMAL
-           || cs->pub.state == CONN_STATE_LINGER_SHORT;
 }
 
 /* ---- handing over ---- */
@@ -97,43 +86,7 @@ static void conn_reattach(ev2_conn_t *cs)
  * queue (of cs's vhost), what to poll for and where the deadline counts
  * from.  Returns 1 when parked (cs is no longer ours), 0 if it could not
  * be (cs is still ours, reattached). */
-/* epoll_ctl refused a connection about to wait in state: say it in stock's
- * words for the same wait (its apr_pollset_add failures). */
-static void log_park_failure(conn_rec *c, conn_state_e state,
-                             apr_status_t rv)
-{
-    switch (state) {
-    case CONN_STATE_WRITE_COMPLETION:
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(03465)
-                      "process_socket: apr_pollset_add failure in "
-                      "CONN_STATE_WRITE_COMPLETION");
-        return;
-    case CONN_STATE_ASYNC_WAITIO:
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(10503)
-                      "process_socket: apr_pollset_add failure in "
-                      "CONN_STATE_ASYNC_WAITIO");
-        return;
-    case CONN_STATE_KEEPALIVE:
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(03093)
-                      "process_socket: apr_pollset_add failure for "
-                      "keep alive");
-        return;
-    case CONN_STATE_LINGER:
-    case CONN_STATE_LINGER_NORMAL:
-    case CONN_STATE_LINGER_SHORT:
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, APLOGNO(03092)
-                      "process_lingering_close: apr_pollset_add failure");
-        return;
-    case CONN_STATE_PROCESSING:
-    case CONN_STATE_HANDLER:
-    case CONN_STATE_SUSPENDED:
-    case CONN_STATE_NUM:
-        break;
-    }
-    /* not a waiting state: ev2_state_of() has no row for it */
-}
-
-static int conn_park(ev2_conn_t *cs)
+int ev2_conn_park(ev2_conn_t *cs)
 {
     const ev2_state_t *row = ev2_state_of(cs->pub.state);
     unsigned int flags;
@@ -163,7 +116,8 @@ static int conn_park(ev2_conn_t *cs)
     if (rv != APR_SUCCESS) {
         ev2_tq_remove(&cs->tq);
         apr_thread_mutex_unlock(ev2_child->qlock);
-        log_park_failure(cs->c, cs->pub.state, rv);
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, cs->c, "%s",
+                      row->park_failed);
         conn_reattach(cs);
         return 0;
     }
@@ -182,252 +136,14 @@ static int conn_park(ev2_conn_t *cs)
     return 1;
 }
 
-/* ---- lingering close ---- */
-
-/* Read and discard, without blocking, what a lingering client still
- * sends.  APR_EOF: it closed (or the socket failed), close ours.
- * APR_EAGAIN: nothing more for now.  APR_SUCCESS: data kept coming for
- * max_reads reads; look again later. */
-static apr_status_t linger_drain(ev2_conn_t *cs, int max_reads)
+/* Listener: take cs, whose one-shot registration fired, off its timeout
+ * queue: it is the listener's to hand on or close now. */
+void ev2_conn_unpark(ev2_conn_t *cs)
 {
-    char buf[2048];
-    int i;
-
-    for (i = 0; i < max_reads; i++) {
-        apr_size_t len = sizeof(buf);
-        apr_status_t rv = apr_socket_recv(cs->sd, buf, &len);
-
-        if (APR_STATUS_IS_EAGAIN(rv)) {
-            return APR_EAGAIN;
-        }
-        if (rv != APR_SUCCESS || len == 0) {
-            return APR_EOF;
-        }
-    }
-    return APR_SUCCESS;
-}
-
-static void count_lingering(ev2_conn_t *cs)
-{
-    if (!cs->is_lingering) {
-        cs->is_lingering = 1;
-        apr_atomic_inc32(&ev2_child->lingering);
-        ev2_status_conns();
-    }
-}
-
-/* Worker: shut our side, then read and discard what the client still
- * sends until it closes or the linger time runs out, so that an early
- * error response is not destroyed by a reset.  The waiting is the
- * listener's (parked in LINGER_NORMAL or LINGER_SHORT). */
-static void conn_linger(ev2_worker_t *w, ev2_conn_t *cs);
-
-/* Listener: start the lingering close of an idle connection here,
- * without blocking: when every worker is busy, handing it to one would
- * leave the client waiting for our FIN until a worker frees up.  Only the
- * start runs here (EOC through the filters, so mod_ssl still sends
- * close_notify, then shutdown of our side); the connection then waits in
- * the short linger queue, and the final close is a worker's.  An idle
- * connection has nothing buffered to write, so the non-blocking flush has
- * nothing to wait for.  Returns 0 if it could not be started or parked
- * here (the caller hands it to a worker). */
-static int linger_from_listener(ev2_conn_t *cs)
-{
-    conn_rec *c = cs->c;
-
-    /* Parked means suspended: keep the hooks paired around what we do
-     * (c->sbh stays NULL, the listener has no scoreboard slot). */
-    ap_run_resume_connection(c, cs->r);
-    apr_socket_timeout_set(cs->sd, 0);
-    if (ap_start_lingering_close(c)) {
-        ap_run_suspend_connection(c, cs->r);
-        return 0;
-    }
-    count_lingering(cs);
-    cs->pub.state = CONN_STATE_LINGER_SHORT;
-    cs->linger_since = ev2_now();
-    return conn_park(cs);
-}
-
-/* ---- listener side: what the table's handlers do ---- */
-
-/* cs (still on its queue) goes to a worker, to run in state. */
-static void to_worker(ev2_conn_t *cs, conn_state_e state)
-{
-    /* Nothing to take out of the epoll set: the one-shot registration
-     * fired, and the next park re-arms it with a single MOD. */
     apr_thread_mutex_lock(ev2_child->qlock);
     ev2_tq_remove(&cs->tq);
     ev2_status_queues();
     apr_thread_mutex_unlock(ev2_child->qlock);
-    cs->pub.state = state;
-    push(cs);
-}
-
-static void ready_to_read(ev2_conn_t *cs)
-{
-    to_worker(cs, CONN_STATE_PROCESSING);
-}
-
-/* Filters that cannot run asynchronously (mod_http2's compat path) get
- * process_connection on any wake-up. */
-static void ready_to_write(ev2_conn_t *cs)
-{
-    to_worker(cs, cs->c->clogging_input_filters ? CONN_STATE_PROCESSING
-                                                : CONN_STATE_WRITE_COMPLETION);
-}
-
-/* A lingering connection became readable: drain it here without
- * blocking; on the client's EOF close it here too (its pool's cleanups
- * are CPU work, as in the stock listener), sparing a hand-off to a worker
- * for every closed connection.  Still data after a bounded number of
- * reads, or just EAGAIN: it stays parked, re-armed. */
-static void ready_lingering(ev2_conn_t *cs)
-{
-    if (linger_drain(cs, 16) != APR_EOF
-        && ev2_poller_arm(ev2_child->poller, &cs->pe, EV2_POLL_IN)
-           == APR_SUCCESS) {
-        return;
-    }
-    apr_thread_mutex_lock(ev2_child->qlock);
-    ev2_tq_remove(&cs->tq);
-    ev2_status_queues();
-    apr_thread_mutex_unlock(ev2_child->qlock);
-    ev2_conn_pool_put(cs->p);
-}
-
-/* A worker sends what the protocol needs (TLS close_notify) and closes. */
-static void expired_close(ev2_conn_t *cs)
-{
-    cs->pub.state = CONN_STATE_LINGER;
-    push(cs);
-}
-
-/* The linger time ran out: a worker closes it. */
-static void expired_lingering(ev2_conn_t *cs)
-{
-    cs->is_expired = 1;
-    push(cs);
-}
-
-/* An idle connection (its timeout, or closed early): the short linger;
- * started right here if no worker is free. */
-static void expired_idle(ev2_conn_t *cs)
-{
-    apr_table_setn(cs->c->notes, "short-lingering-close", "1");
-    if (ev2_fdq_idle(ev2_child->fdq) <= 0 && linger_from_listener(cs)) {
-        return;
-    }
-    if (in_linger(cs)) {
-        expired_lingering(cs);
-    }
-    else {
-        expired_close(cs);
-    }
-}
-
-static apr_interval_time_t vhost_timeout(const server_rec *s)
-{
-    return s->timeout;
-}
-
-static apr_interval_time_t vhost_keepalive_timeout(const server_rec *s)
-{
-    return s->keep_alive_timeout;
-}
-
-static apr_interval_time_t linger_normal_timeout(const server_rec *s)
-{
-    (void)s;
-    return EV2_LINGER_NORMAL;
-}
-
-static apr_interval_time_t linger_short_timeout(const server_rec *s)
-{
-    (void)s;
-    return EV2_LINGER_SHORT;
-}
-
-static const ev2_state_t states[CONN_STATE_NUM] = {
-    [CONN_STATE_KEEPALIVE] = {
-        "keep-alive", EV2_POLL_IN, 0, 0, 1,
-        vhost_keepalive_timeout, ready_to_read, expired_idle },
-    [CONN_STATE_WRITE_COMPLETION] = {
-        "write completion", EV2_POLL_OUT, 1, 0, 0,
-        vhost_timeout, ready_to_write, expired_close },
-    [CONN_STATE_ASYNC_WAITIO] = {
-        "wait-io", EV2_POLL_IN, 1, 0, 0,
-        vhost_timeout, ready_to_read, expired_close },
-    [CONN_STATE_LINGER_NORMAL] = {
-        "lingering close", EV2_POLL_IN, 0, 1, 0,
-        linger_normal_timeout, ready_lingering, expired_lingering },
-    [CONN_STATE_LINGER_SHORT] = {
-        "short lingering close", EV2_POLL_IN, 0, 1, 0,
-        linger_short_timeout, ready_lingering, expired_lingering },
-};
-
-const ev2_state_t *ev2_state_of(conn_state_e state)
-{
-    if ((unsigned int)state >= CONN_STATE_NUM || !states[state].ready) {
-        return NULL;
-    }
-    return &states[state];
-}
-
-/* Listener: cs's socket is ready. */
-void ev2_conn_ready(ev2_conn_t *cs)
-{
-    const ev2_state_t *row;
-
-    if (!ev2_link_is_queued(&cs->tq.link)) {
-        /* Only parked connections are armed; anything else is not ours
-         * to touch. */
-        return;
-    }
-    row = ev2_state_of(cs->pub.state);
-    if (!row) {
-        to_worker(cs, CONN_STATE_LINGER);
-        return;
-    }
-    row->ready(cs);
-}
-
-/* Listener: cs was taken off its queue (deadline passed, or closed
- * early). */
-void ev2_conn_expired(ev2_conn_t *cs)
-{
-    const ev2_state_t *row = ev2_state_of(cs->pub.state);
-
-    ev2_poller_remove(ev2_child->poller, &cs->pe);
-    if (!row) {
-        expired_close(cs);
-        return;
-    }
-    row->expired(cs);
-}
-
-/* Listener: expire, one at a time, each connection that pop detaches
- * from its queue (pop runs under qlock, with baton), until pop returns
- * NULL.  Returns how many it expired. */
-int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton)
-{
-    int n = 0;
-
-    for (;;) {
-        ev2_tq_entry_t *e;
-
-        apr_thread_mutex_lock(ev2_child->qlock);
-        e = pop(baton);
-        if (e) {
-            ev2_status_queues();
-        }
-        apr_thread_mutex_unlock(ev2_child->qlock);
-        if (!e) {
-            return n;
-        }
-        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
-        n++;
-    }
 }
 
 /* ---- worker side ---- */
@@ -469,7 +185,7 @@ static apr_status_t conn_precleanup(void *baton)
     return APR_SUCCESS;
 }
 
-static void conn_release(ev2_worker_t *w, ev2_conn_t *cs)
+void ev2_conn_release(ev2_worker_t *w, ev2_conn_t *cs)
 {
     ev2_set_busy(w, NULL);
     ev2_conn_pool_put(cs->p);
@@ -494,7 +210,7 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
                                  cs->sbh, cs->ba);
     if (!c) {
         cs->sd = NULL;
-        conn_release(w, cs);
+        ev2_conn_release(w, cs);
         return 0;
     }
     cs->c = c;
@@ -607,7 +323,7 @@ static int conn_requeue(ev2_conn_t *cs)
 static int park_or_close(ev2_conn_t *cs, conn_state_e state)
 {
     cs->pub.state = state;
-    if (conn_park(cs)) {
+    if (ev2_conn_park(cs)) {
         return 1;
     }
     cs->pub.state = CONN_STATE_LINGER;
@@ -656,36 +372,6 @@ static int conn_write_completion(ev2_conn_t *cs)
     return park_or_close(cs, CONN_STATE_KEEPALIVE);
 }
 
-static void conn_linger(ev2_worker_t *w, ev2_conn_t *cs)
-{
-    conn_rec *c = cs->c;
-
-    if (cs->pub.state == CONN_STATE_LINGER) {
-        int short_linger;
-
-        apr_socket_timeout_set(cs->sd, EV2_LINGER_SHORT);
-        count_lingering(cs);
-        if (ap_start_lingering_close(c)) {
-            conn_release(w, cs);
-            return;
-        }
-        apr_socket_timeout_set(cs->sd, 0);
-        short_linger = ev2_is_stopping()
-                       || apr_table_get(c->notes, "short-lingering-close");
-        cs->pub.state = short_linger ? CONN_STATE_LINGER_SHORT
-                                     : CONN_STATE_LINGER_NORMAL;
-        cs->linger_since = ev2_now();
-    }
-    if (cs->is_expired || linger_drain(cs, 64) == APR_EOF) {
-        conn_release(w, cs);
-        return;
-    }
-    ev2_set_busy(w, NULL);
-    if (!conn_park(cs)) {
-        conn_release(w, cs);
-    }
-}
-
 static void conn_suspend(ev2_worker_t *w, ev2_conn_t *cs)
 {
     /* A module owns it now; its pool's death does the accounting. */
@@ -710,7 +396,7 @@ void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs)
     }
 
     for (;;) {
-        if (cs->c->aborted && !in_linger(cs)) {
+        if (cs->c->aborted && !ev2_is_lingering_state(cs->pub.state)) {
             cs->pub.state = CONN_STATE_LINGER;
         }
         switch (cs->pub.state) {
@@ -739,7 +425,7 @@ void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs)
         case CONN_STATE_LINGER:
         case CONN_STATE_LINGER_NORMAL:
         case CONN_STATE_LINGER_SHORT:
-            conn_linger(w, cs);
+            ev2_conn_linger(w, cs);
             return;
         case CONN_STATE_HANDLER:
         case CONN_STATE_NUM:

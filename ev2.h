@@ -6,12 +6,12 @@
  * -fvisibility=hidden); mpm_event2_module is the only public symbol.
  *
  * Who runs what:
- *   parent process   config.c (configuration passes), parent.c
+ *   parent process   config.c (configuration passes), parent.c, maint.c
  *   child, main      child.c (start, signals, stop)
  *   child, listener  listener.c (the loop), accept.c (accepting,
- *                    admission, early closes), the listener half of
- *                    conn.c (ready and expired connections)
- *   child, workers   worker.c, the worker half of conn.c
+ *                    admission, early closes), states.c (ready and
+ *                    expired connections), the listener half of linger.c
+ *   child, workers   worker.c, conn.c, the worker half of linger.c
  *   any thread       status.c (our scoreboard slot), policy.c, hooks in
  *                    mod_mpm_event2.c
  *
@@ -133,6 +133,14 @@ static inline ev2_srv_t *ev2_srv_of(server_rec *s)
 /* ---- parent (parent.c) ---- */
 
 int ev2_run(apr_pool_t *pconf, apr_pool_t *plog, server_rec *s);
+int ev2_make_child(server_rec *s, int slot, int bucket);
+int ev2_bucket_of_slot(int slot);
+void ev2_uncount_child(int slot);
+
+/* ---- idle server maintenance (maint.c) ---- */
+
+void ev2_maintain(int bucket);
+void ev2_maint_waiting_for_slots(void);
 
 /* ---- what the fdqueue and the epoll set carry ---- */
 
@@ -311,7 +319,7 @@ void *APR_THREAD_FUNC ev2_worker_main(apr_thread_t *thd, void *arg);
 void ev2_worker_went_idle(void *arg);
 void ev2_set_busy(ev2_worker_t *w, ev2_conn_t *cs);
 
-/* ---- connections (conn.c) ---- */
+/* ---- connections (conn.c, states.c) ---- */
 
 /* What a parking state means, one row per state a connection waits in
  * the listener's hands (ev2_state_of() is NULL for the others). */
@@ -329,6 +337,8 @@ typedef struct {
     /* Listener: its deadline passed, or it is closed early; cs is off its
      * queue and out of the epoll set. */
     void (*expired)(ev2_conn_t *cs);
+    /* Logged (with its AH code) when the epoll set refuses the park. */
+    const char *park_failed;
 } ev2_state_t;
 
 const ev2_state_t *ev2_state_of(conn_state_e state);
@@ -338,12 +348,29 @@ static inline ev2_conn_t *ev2_conn_of(conn_rec *c)
     return ap_get_module_config(c->conn_config, &mpm_event2_module);
 }
 
+static inline int ev2_is_lingering_state(conn_state_e state)
+{
+    return state == CONN_STATE_LINGER_NORMAL
+           || state == CONN_STATE_LINGER_SHORT;
+}
+
 ev2_conn_t *ev2_conn_new(apr_pool_t *p, apr_socket_t *sd);
+void ev2_conn_push(ev2_conn_t *cs);
+int ev2_conn_park(ev2_conn_t *cs);
+void ev2_conn_unpark(ev2_conn_t *cs);
+void ev2_conn_release(ev2_worker_t *w, ev2_conn_t *cs);
 apr_pool_t *ev2_conn_pool_get(void);
 void ev2_conn_pool_put(apr_pool_t *p);
 void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs);
 void ev2_conn_ready(ev2_conn_t *cs);
 void ev2_conn_expired(ev2_conn_t *cs);
 int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton);
+
+/* ---- lingering close (linger.c) ---- */
+
+int ev2_linger_start(ev2_conn_t *cs);
+void ev2_linger_ready(ev2_conn_t *cs);
+void ev2_linger_expired(ev2_conn_t *cs);
+void ev2_conn_linger(ev2_worker_t *w, ev2_conn_t *cs);
 
 #endif /* EV2_H */
