@@ -10,7 +10,9 @@
 #   make sanitize     unit tests under sanitizers
 #   make bench        benchmarks (bench/run; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
-#   make install      install the module and mods-available/mpm_event2.{load,conf}
+#   make install      install the stripped module and mods-available/mpm_event2.{load,conf}
+#                     (does not enable it; DESTDIR=... for a staging tree)
+#   make uninstall    switch an enabled event2 back to mpm_event, remove those files
 #   make clean
 
 APXS     ?= apxs
@@ -34,6 +36,7 @@ APXS_CFLAGS = $(foreach f,$(CFLAGS_EXTRA),-Wc,$(f))
 # Where make install puts things (asked from apxs only when needed).
 LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
 MODS_AVAILABLE = /etc/apache2/mods-available
+MODS_ENABLED   = /etc/apache2/mods-enabled
 
 # Debian packages the build and the tests need.
 DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
@@ -52,7 +55,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install clean
+        bench install uninstall clean
 
 all: $(MODULE)
 
@@ -116,10 +119,36 @@ sanitize:
 bench: deps all
 	bash bench/run
 
+# Refuses to overwrite files of the Debian package (use dpkg -r for those).
 install: all
+	@if [ -z "$(DESTDIR)" ] && dpkg-query -S $(LIBEXECDIR)/mod_mpm_event2.so >/dev/null 2>&1; then \
+	    echo "make install: $(LIBEXECDIR)/mod_mpm_event2.so belongs to a Debian package (dpkg -S); remove it with dpkg -r first" >&2; \
+	    exit 1; \
+	fi
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE)
-	install -m 644 $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so
+	install -m 644 -s $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so
 	install -m 644 mpm_event2.load mpm_event2.conf $(DESTDIR)$(MODS_AVAILABLE)/
+
+# With event2 enabled, disable it and enable mpm_event first (the stock
+# mpm_event.load does not name event2 in its Conflicts line, so both would
+# end up enabled), purge a2enmod's state for mpm_event2, then remove the
+# files.  A running apache2 keeps event2 until it is restarted.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && dpkg-query -S $(LIBEXECDIR)/mod_mpm_event2.so >/dev/null 2>&1; then \
+	    echo "make uninstall: $(LIBEXECDIR)/mod_mpm_event2.so belongs to a Debian package: use dpkg -r" >&2; \
+	    exit 1; \
+	fi
+	@set -e; \
+	if [ -z "$(DESTDIR)" ] && [ -x /usr/sbin/a2dismod ]; then \
+	    if [ -e $(MODS_ENABLED)/mpm_event2.load ]; then \
+	        a2dismod -q mpm_event2; \
+	        a2enmod -q mpm_event; \
+	        echo "make uninstall: switched the MPM from event2 to event; restart apache2 to use it (systemctl restart apache2, or apache2ctl stop then apache2ctl start)"; \
+	    fi; \
+	    a2dismod -q -p -f mpm_event2 >/dev/null 2>&1 || true; \
+	fi
+	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so \
+	      $(DESTDIR)$(MODS_AVAILABLE)/mpm_event2.load $(DESTDIR)$(MODS_AVAILABLE)/mpm_event2.conf
 
 clean:
 	rm -rf .libs build
