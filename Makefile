@@ -13,6 +13,8 @@
 #   make install      install the stripped module and mods-available/mpm_event2.{load,conf}
 #                     (does not enable it; DESTDIR=... for a staging tree)
 #   make uninstall    switch an enabled event2 back to mpm_event, remove those files
+#   make deb          Debian package libapache2-mod-mpm-event2 (+ -dbgsym) in build/deb/
+#   make lint-deb     lintian on build/deb/*.changes (installs lintian)
 #   make clean
 
 APXS     ?= apxs
@@ -43,6 +45,12 @@ DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
             libwww-perl perl curl gcc libc6-dev make passwd \
             strace openssl libio-socket-ssl-perl nghttp2-client haproxy
 
+# What make deb needs (dh_apache2 comes with apache2-dev;
+# readelf, for the stripped check, with binutils).
+DEB_PKGS = apache2 apache2-dev debhelper dpkg-dev build-essential binutils curl
+DEB_DIR  = build/deb
+DEB_NAME = libapache2-mod-mpm-event2
+
 RUNDIR   = $(CURDIR)/build/run
 PORT    ?= 8080
 # make run RUN_MPM_SO=... RUN_MPM_SYM=... runs the bundled config with another MPM.
@@ -55,7 +63,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install uninstall clean
+        bench install uninstall deb deb-deps lint-deb clean
 
 all: $(MODULE)
 
@@ -135,7 +143,7 @@ install: all
 # files.  A running apache2 keeps event2 until it is restarted.
 uninstall:
 	@if [ -z "$(DESTDIR)" ] && dpkg-query -S $(LIBEXECDIR)/mod_mpm_event2.so >/dev/null 2>&1; then \
-	    echo "make uninstall: $(LIBEXECDIR)/mod_mpm_event2.so belongs to a Debian package: use dpkg -r" >&2; \
+	    echo "make uninstall: $(LIBEXECDIR)/mod_mpm_event2.so belongs to a Debian package: use dpkg -r $(DEB_NAME)" >&2; \
 	    exit 1; \
 	fi
 	@set -e; \
@@ -149,6 +157,27 @@ uninstall:
 	fi
 	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so \
 	      $(DESTDIR)$(MODS_AVAILABLE)/mpm_event2.load $(DESTDIR)$(MODS_AVAILABLE)/mpm_event2.conf
+
+deb-deps:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(DEB_PKGS)"
+
+# Built from a copy of the sources in build/deb/src (dpkg-buildpackage puts
+# the .deb, the -dbgsym .deb, .buildinfo and .changes in build/deb/); the
+# log is build/deb/build.log.
+deb: deb-deps
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -c -f - --exclude=./.git --exclude=./build --exclude=.libs \
+	    --exclude='*.o' --exclude='*.lo' --exclude='*.la' --exclude='*.slo' \
+	    --exclude=./bench/out --exclude='./t/unit/build*' . | tar -x -f - -C $(DEB_DIR)/src
+	@echo "dpkg-buildpackage -us -uc -b in $(DEB_DIR)/src (log: $(DEB_DIR)/build.log)"
+	@cd $(DEB_DIR)/src && timeout 900 dpkg-buildpackage -us -uc -b > ../build.log 2>&1 < /dev/null \
+	    || { tail -n 40 ../build.log >&2; echo "make deb: dpkg-buildpackage failed, see $(DEB_DIR)/build.log" >&2; exit 1; }
+	@ls -1 $(DEB_DIR)/*.deb
+
+lint-deb: deb
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="lintian"
+	timeout 600 lintian --info --display-info --pedantic $(DEB_DIR)/*.changes
 
 clean:
 	rm -rf .libs build
