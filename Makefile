@@ -14,6 +14,9 @@
 #                     (does not enable it; DESTDIR=... for a staging tree)
 #   make uninstall    switch an enabled event2 back to mpm_event, remove those files
 #   make deb          Debian package libapache2-mod-mpm-event2 (+ -dbgsym) in build/deb/
+#   make test-deb     as root, on the system's apache2: install, check, remove and purge
+#                     the package, then make install/uninstall; restores the MPM and
+#                     whether apache2 ran (t/install.sh)
 #   make lint-deb     lintian on build/deb/*.changes (installs lintian)
 #   make clean
 
@@ -45,7 +48,7 @@ DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
             libwww-perl perl curl gcc libc6-dev make passwd \
             strace openssl libio-socket-ssl-perl nghttp2-client haproxy
 
-# What make deb needs (dh_apache2 comes with apache2-dev;
+# What make deb and make test-deb need (dh_apache2 comes with apache2-dev;
 # readelf, for the stripped check, with binutils).
 DEB_PKGS = apache2 apache2-dev debhelper dpkg-dev build-essential binutils curl
 DEB_DIR  = build/deb
@@ -63,7 +66,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install uninstall deb deb-deps lint-deb clean
+        bench install uninstall deb deb-deps test-deb lint-deb clean
 
 all: $(MODULE)
 
@@ -174,6 +177,9 @@ deb: deb-deps
 	@cd $(DEB_DIR)/src && timeout 900 dpkg-buildpackage -us -uc -b > ../build.log 2>&1 < /dev/null \
 	    || { tail -n 40 ../build.log >&2; echo "make deb: dpkg-buildpackage failed, see $(DEB_DIR)/build.log" >&2; exit 1; }
 	@ls -1 $(DEB_DIR)/*.deb
+
+test-deb: deb
+	t/install.sh $(DEB_DIR)
 
 lint-deb: deb
 	@$(MAKE) --no-print-directory deps DEPS_PKGS="lintian"
