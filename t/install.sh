@@ -21,6 +21,10 @@
 # again if it ran.  Runs under a lock, so two copies never overlap.  Every
 # wait is bounded.  Prints TAP and "N passed, N failed"; exits non-zero on
 # any failure.
+#
+# The tests are eval strings evaluated by check(), so shellcheck cannot see
+# their variables used or their functions called:
+# shellcheck disable=SC2016,SC2034,SC2317
 set -uo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
