@@ -10,7 +10,14 @@
 #   make sanitize     unit tests under sanitizers
 #   make bench        benchmarks (bench/run; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
-#   make install      install the module and mods-available/mpm_event2.{load,conf}
+#   make install      install the stripped module and mods-available/mpm_event2.{load,conf}
+#                     (does not enable it; DESTDIR=... for a staging tree)
+#   make uninstall    switch an enabled event2 back to mpm_event, remove those files
+#   make deb          Debian package libapache2-mod-mpm-event2 (+ -dbgsym) in build/deb/
+#   make test-deb     as root, on the system's apache2: install, check, remove and purge
+#                     the package, then make install/uninstall; restores the MPM and
+#                     whether apache2 ran (t/install.sh)
+#   make lint-deb     lintian on build/deb/*.changes (installs lintian)
 #   make clean
 
 APXS     ?= apxs
@@ -34,11 +41,18 @@ APXS_CFLAGS = $(foreach f,$(CFLAGS_EXTRA),-Wc,$(f))
 # Where make install puts things (asked from apxs only when needed).
 LIBEXECDIR = $(shell $(APXS) -q LIBEXECDIR)
 MODS_AVAILABLE = /etc/apache2/mods-available
+MODS_ENABLED   = /etc/apache2/mods-enabled
 
 # Debian packages the build and the tests need.
 DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
             libwww-perl perl curl gcc libc6-dev make passwd \
             strace openssl libio-socket-ssl-perl nghttp2-client haproxy
+
+# What make deb and make test-deb need (dh_apache2 comes with apache2-dev;
+# readelf, for the stripped check, with binutils).
+DEB_PKGS = apache2 apache2-dev debhelper dpkg-dev build-essential binutils curl
+DEB_DIR  = build/deb
+DEB_NAME = libapache2-mod-mpm-event2
 
 RUNDIR   = $(CURDIR)/build/run
 PORT    ?= 8080
@@ -52,7 +66,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install clean
+        bench install uninstall deb deb-deps test-deb lint-deb clean
 
 all: $(MODULE)
 
@@ -116,10 +130,60 @@ sanitize:
 bench: deps all
 	bash bench/run
 
+# Refuses to overwrite files of the Debian package (use dpkg -r for those).
 install: all
+	@if [ -z "$(DESTDIR)" ] && dpkg-query -S $(LIBEXECDIR)/mod_mpm_event2.so >/dev/null 2>&1; then \
+	    echo "make install: $(LIBEXECDIR)/mod_mpm_event2.so belongs to a Debian package (dpkg -S); remove it with dpkg -r first" >&2; \
+	    exit 1; \
+	fi
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE)
-	install -m 644 $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so
+	install -m 644 -s $(MODULE) $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so
 	install -m 644 mpm_event2.load mpm_event2.conf $(DESTDIR)$(MODS_AVAILABLE)/
+
+# With event2 enabled, disable it and enable mpm_event first (the stock
+# mpm_event.load does not name event2 in its Conflicts line, so both would
+# end up enabled), purge a2enmod's state for mpm_event2, then remove the
+# files.  A running apache2 keeps event2 until it is restarted.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && dpkg-query -S $(LIBEXECDIR)/mod_mpm_event2.so >/dev/null 2>&1; then \
+	    echo "make uninstall: $(LIBEXECDIR)/mod_mpm_event2.so belongs to a Debian package: use dpkg -r $(DEB_NAME)" >&2; \
+	    exit 1; \
+	fi
+	@set -e; \
+	if [ -z "$(DESTDIR)" ] && [ -x /usr/sbin/a2dismod ]; then \
+	    if [ -e $(MODS_ENABLED)/mpm_event2.load ]; then \
+	        a2dismod -q mpm_event2; \
+	        a2enmod -q mpm_event; \
+	        echo "make uninstall: switched the MPM from event2 to event; restart apache2 to use it (systemctl restart apache2, or apache2ctl stop then apache2ctl start)"; \
+	    fi; \
+	    a2dismod -q -p -f mpm_event2 >/dev/null 2>&1 || true; \
+	fi
+	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_mpm_event2.so \
+	      $(DESTDIR)$(MODS_AVAILABLE)/mpm_event2.load $(DESTDIR)$(MODS_AVAILABLE)/mpm_event2.conf
+
+deb-deps:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(DEB_PKGS)"
+
+# Built from a copy of the sources in build/deb/src (dpkg-buildpackage puts
+# the .deb, the -dbgsym .deb, .buildinfo and .changes in build/deb/); the
+# log is build/deb/build.log.
+deb: deb-deps
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_DIR)/src
+	tar -c -f - --exclude=./.git --exclude=./build --exclude=.libs \
+	    --exclude='*.o' --exclude='*.lo' --exclude='*.la' --exclude='*.slo' \
+	    --exclude=./bench/out --exclude='./t/unit/build*' . | tar -x -f - -C $(DEB_DIR)/src
+	@echo "dpkg-buildpackage -us -uc -b in $(DEB_DIR)/src (log: $(DEB_DIR)/build.log)"
+	@cd $(DEB_DIR)/src && timeout 900 dpkg-buildpackage -us -uc -b > ../build.log 2>&1 < /dev/null \
+	    || { tail -n 40 ../build.log >&2; echo "make deb: dpkg-buildpackage failed, see $(DEB_DIR)/build.log" >&2; exit 1; }
+	@ls -1 $(DEB_DIR)/*.deb
+
+test-deb: deb
+	t/install.sh $(DEB_DIR)
+
+lint-deb: deb
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="lintian"
+	timeout 600 lintian --info --display-info --pedantic $(DEB_DIR)/*.changes
 
 clean:
 	rm -rf .libs build
