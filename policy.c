@@ -9,6 +9,7 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -22,7 +23,10 @@ int ev2_parse_whole(const char *arg, long lo, long hi, int *out)
     }
     errno = 0;
     v = strtol(arg, &end, 10);
-    if (end == arg || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
+    /* *out is an int: a range wider than int must not let a value
+     * through truncated. */
+    if (end == arg || *end != '\0' || errno == ERANGE || v < lo || v > hi
+        || v < INT_MIN || v > INT_MAX) {
         return -1;
     }
     *out = (int)v;

@@ -25,9 +25,9 @@
 /** Its range: 0.001 .. EV2_MAX_FACTOR. */
 #define EV2_MAX_FACTOR   100000.0
 
-/** Parse a whole decimal number in [lo, hi] (the whole of arg, no sign
- *  games beyond strtol's).  Returns 0 and sets *out, or -1 and leaves
- *  *out alone. */
+/** Parse a whole decimal number in [lo, hi] and in int's range (the
+ *  whole of arg, no sign games beyond strtol's).  Returns 0 and sets
+ *  *out, or -1 and leaves *out alone. */
 int ev2_parse_whole(const char *arg, long lo, long hi, int *out);
 
 /** Parse AsyncRequestWorkerFactor: a finite decimal number from 0.001 to
