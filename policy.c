@@ -61,10 +61,17 @@ static void record(ev2_adjustment_t *adj, int *n, ev2_adjust_e what,
     (*n)++;
 }
 
+/* a + b for a, b >= 0, stopping at INT_MAX: MinSpareThreads may be as
+ * large as an int. */
+static int add_capped(int a, int b)
+{
+    return a > INT_MAX - b ? INT_MAX : a + b;
+}
+
 int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
                          int *first_thread_limit, ev2_adjustment_t *adj)
 {
-    int n = 0;
+    int n = 0, spare;
 
     /* ServerLimit and ThreadLimit size the scoreboard: fixed by the first
      * start until a full stop. */
@@ -115,13 +122,11 @@ int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
         cfg->daemons_to_start = cfg->active_daemons_limit;
     }
     /* Otherwise the parent would stop a child only to start one again at
-     * the next maintenance pass.  Silent, as in stock. */
-    if (cfg->max_spare_threads
-        < cfg->min_spare_threads + cfg->threads_per_child) {
-        int fixed = cfg->min_spare_threads + cfg->threads_per_child;
-
-        record(adj, &n, EV2_ADJ_SPARE_RAISED, cfg->max_spare_threads, fixed);
-        cfg->max_spare_threads = fixed;
+     * the next maintenance pass (stock does this silently). */
+    spare = add_capped(cfg->min_spare_threads, cfg->threads_per_child);
+    if (cfg->max_spare_threads < spare) {
+        record(adj, &n, EV2_ADJ_SPARE_RAISED, cfg->max_spare_threads, spare);
+        cfg->max_spare_threads = spare;
     }
     return n;
 }
