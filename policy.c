@@ -165,8 +165,17 @@ apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now)
     if (deadline <= now) {
         return 0;
     }
+    /* Round up without d + 999, which overflows for a deadline stamped
+     * APR_INT64_MAX (event_queues.c saturates there); within the last
+     * millisecond of the range the wait stops at APR_INT64_MAX. */
     d = deadline - now;
-    return ((d + 999) / 1000) * 1000;
+    if (d % 1000 == 0) {
+        return d;
+    }
+    if (d / 1000 >= APR_INT64_MAX / 1000) {
+        return APR_INT64_MAX;
+    }
+    return (d / 1000 + 1) * 1000;
 }
 
 void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)

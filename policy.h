@@ -96,7 +96,8 @@ apr_time_t ev2_earliest(apr_time_t a, apr_time_t b);
 
 /** How long a poll may sleep to wake at deadline (-1: none): -1 for
  *  ever, 0 when due, else the wait rounded up to a whole millisecond (in
- *  microseconds): rounding down would wake early and spin until due. */
+ *  microseconds): rounding down would wake early and spin until due.
+ *  now >= 0 (a monotonic clock); deadline may be up to APR_INT64_MAX. */
 apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now);
 
 /* ---- idle server maintenance ---- */
