@@ -215,12 +215,15 @@ void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)
         out->spawn = in->active_daemons_limit - in->active_daemons;
     }
     /* Exponential: a pass that had to start children may start twice as
-     * many next time, unless a restart asked to hold off a while. */
+     * many next time, unless a restart asked to hold off a while.  The cap
+     * (EV2_MAX_SPAWN_RATE / buckets) need not be a power of two: stop at
+     * it rather than jump past it. */
     out->spawn_rate = in->spawn_rate;
     if (in->hold_off > 0) {
         out->hold_off = in->hold_off - 1;
     }
     else if (in->spawn_rate < in->max_spawn_rate) {
-        out->spawn_rate = in->spawn_rate * 2;
+        out->spawn_rate = in->spawn_rate > in->max_spawn_rate / 2
+                          ? in->max_spawn_rate : in->spawn_rate * 2;
     }
 }
