@@ -8,6 +8,10 @@
 #   make test         unit tests (+ sanitizers) and integration tests
 #   make test-stock   the integration tests against the stock event MPM
 #   make sanitize     unit tests under sanitizers
+#   make fuzz         libFuzzer targets of policy.c, FUZZ_S s each (default
+#                     300; installs clang if missing; never part of make test)
+#   make sanitize-server  the module built with ASan+UBSan, loaded into
+#                     apache2 under a short mixed load; any report fails
 #   make bench        benchmarks (bench/run; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
 #   make install      install the module and mods-available/mpm_event2.{load,conf}
@@ -50,7 +54,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install clean
+        fuzz sanitize-server bench install clean
 
 all: $(MODULE)
 
@@ -108,6 +112,14 @@ sanitize:
 	else \
 	    echo "make sanitize: t/unit/Makefile not present" >&2; exit 1; \
 	fi
+
+# Fuzzing (t/fuzz/Makefile): clang with libFuzzer, from Debian.
+FUZZ_PKGS = clang libclang-rt-dev
+FUZZ_S   ?= 300
+
+fuzz:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(FUZZ_PKGS)"
+	$(MAKE) -C t/fuzz run FUZZ_S=$(FUZZ_S)
 
 # Benchmarks: correctness checks plus timings against stock; never run by
 # make test or .ci/run.
