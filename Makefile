@@ -8,6 +8,11 @@
 #   make test         unit tests (+ sanitizers) and integration tests
 #   make test-stock   the integration tests against the stock event MPM
 #   make sanitize     unit tests under sanitizers
+#   make fuzz         libFuzzer targets of policy.c, FUZZ_S s each (default
+#                     300; installs clang if missing; never part of make test)
+#   make sanitize-server  the module built with ASan+UBSan (build/asan/),
+#                     loaded into apache2 under a short mixed load; any
+#                     report fails (make sanitize-server-tsan: TSan, build/tsan/)
 #   make bench        benchmarks (bench/run; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
 #   make install      install the stripped module and mods-available/mpm_event2.{load,conf}
@@ -66,7 +71,8 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install uninstall deb deb-deps test-deb lint-deb clean
+        fuzz sanitize-server sanitize-server-tsan bench install uninstall \
+        deb deb-deps test-deb lint-deb clean
 
 all: $(MODULE)
 
@@ -124,6 +130,54 @@ sanitize:
 	else \
 	    echo "make sanitize: t/unit/Makefile not present" >&2; exit 1; \
 	fi
+
+# Fuzzing (t/fuzz/Makefile): clang with libFuzzer, from Debian.
+FUZZ_PKGS = clang libclang-rt-dev
+FUZZ_S   ?= 300
+
+fuzz:
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(FUZZ_PKGS)"
+	$(MAKE) -C t/fuzz run FUZZ_S=$(FUZZ_S)
+
+# The whole module under sanitizers, built with plain gcc (apxs's compiler
+# and flags, without _FORTIFY_SOURCE, which ASan does not want) and loaded
+# into the stock apache2 by t/sanitize/run.sh with the runtime preloaded.
+# SAN_ITESTS: integration tests to run (default sanitize/mixed_load.t).
+SAN_CC    = $(shell $(APXS) -q CC)
+SAN_BASE  = $(shell $(APXS) -q CFLAGS) $(shell $(APXS) -q EXTRA_CPPFLAGS) \
+            -I$(shell $(APXS) -q INCLUDEDIR) $(shell apr-1-config --includes) \
+            $(WARNFLAGS) -O1 -g -fno-omit-frame-pointer -fPIC -fvisibility=hidden
+ASAN_SRV_FLAGS = -fsanitize=address,undefined
+TSAN_SRV_FLAGS = -fsanitize=thread
+SAN_ITESTS ?=
+
+build/asan/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(SAN_CC) $(SAN_BASE) $(ASAN_SRV_FLAGS) -c -o $@ $<
+
+build/asan/mod_mpm_event2.so: $(patsubst %.c,build/asan/%.o,$(SRCS))
+	$(SAN_CC) -shared $(ASAN_SRV_FLAGS) -o $@ $^
+
+build/tsan/%.o: %.c $(HDRS) Makefile
+	@mkdir -p $(@D)
+	$(SAN_CC) $(SAN_BASE) $(TSAN_SRV_FLAGS) -c -o $@ $<
+
+build/tsan/mod_mpm_event2.so: $(patsubst %.c,build/tsan/%.o,$(SRCS))
+	$(SAN_CC) -shared $(TSAN_SRV_FLAGS) -o $@ $^
+
+# The control module (t/sanitize/canary.t), built with the same sanitizer.
+build/%/mod_ev2_canary.so: t/sanitize/mod_ev2_canary.c Makefile
+	@mkdir -p $(@D)
+	$(SAN_CC) $(SAN_BASE) $(if $(filter tsan,$*),$(TSAN_SRV_FLAGS),$(ASAN_SRV_FLAGS)) \
+	    -shared -o $@ $< -lpthread
+
+sanitize-server: deps build/asan/mod_mpm_event2.so build/asan/mod_ev2_canary.so
+	EV2_SAN_CANARY_SO=$(CURDIR)/build/asan/mod_ev2_canary.so \
+	    t/sanitize/run.sh asan build/asan/mod_mpm_event2.so $(SAN_ITESTS)
+
+sanitize-server-tsan: deps build/tsan/mod_mpm_event2.so build/tsan/mod_ev2_canary.so
+	EV2_SAN_CANARY_SO=$(CURDIR)/build/tsan/mod_ev2_canary.so \
+	    t/sanitize/run.sh tsan build/tsan/mod_mpm_event2.so $(SAN_ITESTS)
 
 # Benchmarks: correctness checks plus timings against stock; never run by
 # make test or .ci/run.

@@ -9,6 +9,7 @@
 #include "policy.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -22,7 +23,10 @@ int ev2_parse_whole(const char *arg, long lo, long hi, int *out)
     }
     errno = 0;
     v = strtol(arg, &end, 10);
-    if (end == arg || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
+    /* *out is an int: a range wider than int must not let a value
+     * through truncated. */
+    if (end == arg || *end != '\0' || errno == ERANGE || v < lo || v > hi
+        || v < INT_MIN || v > INT_MAX) {
         return -1;
     }
     *out = (int)v;
@@ -57,10 +61,17 @@ static void record(ev2_adjustment_t *adj, int *n, ev2_adjust_e what,
     (*n)++;
 }
 
+/* a + b for a, b >= 0, stopping at INT_MAX: MinSpareThreads may be as
+ * large as an int. */
+static int add_capped(int a, int b)
+{
+    return a > INT_MAX - b ? INT_MAX : a + b;
+}
+
 int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
                          int *first_thread_limit, ev2_adjustment_t *adj)
 {
-    int n = 0;
+    int n = 0, spare;
 
     /* ServerLimit and ThreadLimit size the scoreboard: fixed by the first
      * start until a full stop. */
@@ -111,13 +122,11 @@ int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
         cfg->daemons_to_start = cfg->active_daemons_limit;
     }
     /* Otherwise the parent would stop a child only to start one again at
-     * the next maintenance pass.  Silent, as in stock. */
-    if (cfg->max_spare_threads
-        < cfg->min_spare_threads + cfg->threads_per_child) {
-        int fixed = cfg->min_spare_threads + cfg->threads_per_child;
-
-        record(adj, &n, EV2_ADJ_SPARE_RAISED, cfg->max_spare_threads, fixed);
-        cfg->max_spare_threads = fixed;
+     * the next maintenance pass (stock does this silently). */
+    spare = add_capped(cfg->min_spare_threads, cfg->threads_per_child);
+    if (cfg->max_spare_threads < spare) {
+        record(adj, &n, EV2_ADJ_SPARE_RAISED, cfg->max_spare_threads, spare);
+        cfg->max_spare_threads = spare;
     }
     return n;
 }
@@ -156,8 +165,17 @@ apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now)
     if (deadline <= now) {
         return 0;
     }
+    /* Round up without d + 999, which overflows for a deadline stamped
+     * APR_INT64_MAX (event_queues.c saturates there); within the last
+     * millisecond of the range the wait stops at APR_INT64_MAX. */
     d = deadline - now;
-    return ((d + 999) / 1000) * 1000;
+    if (d % 1000 == 0) {
+        return d;
+    }
+    if (d / 1000 >= APR_INT64_MAX / 1000) {
+        return APR_INT64_MAX;
+    }
+    return (d / 1000 + 1) * 1000;
 }
 
 void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)
@@ -197,12 +215,15 @@ void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)
         out->spawn = in->active_daemons_limit - in->active_daemons;
     }
     /* Exponential: a pass that had to start children may start twice as
-     * many next time, unless a restart asked to hold off a while. */
+     * many next time, unless a restart asked to hold off a while.  The cap
+     * (EV2_MAX_SPAWN_RATE / buckets) need not be a power of two: stop at
+     * it rather than jump past it. */
     out->spawn_rate = in->spawn_rate;
     if (in->hold_off > 0) {
         out->hold_off = in->hold_off - 1;
     }
     else if (in->spawn_rate < in->max_spawn_rate) {
-        out->spawn_rate = in->spawn_rate * 2;
+        out->spawn_rate = in->spawn_rate > in->max_spawn_rate / 2
+                          ? in->max_spawn_rate : in->spawn_rate * 2;
     }
 }

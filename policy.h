@@ -25,9 +25,9 @@
 /** Its range: 0.001 .. EV2_MAX_FACTOR. */
 #define EV2_MAX_FACTOR   100000.0
 
-/** Parse a whole decimal number in [lo, hi] (the whole of arg, no sign
- *  games beyond strtol's).  Returns 0 and sets *out, or -1 and leaves
- *  *out alone. */
+/** Parse a whole decimal number in [lo, hi] and in int's range (the
+ *  whole of arg, no sign games beyond strtol's).  Returns 0 and sets
+ *  *out, or -1 and leaves *out alone. */
 int ev2_parse_whole(const char *arg, long lo, long hi, int *out);
 
 /** Parse AsyncRequestWorkerFactor: a finite decimal number from 0.001 to
@@ -96,7 +96,8 @@ apr_time_t ev2_earliest(apr_time_t a, apr_time_t b);
 
 /** How long a poll may sleep to wake at deadline (-1: none): -1 for
  *  ever, 0 when due, else the wait rounded up to a whole millisecond (in
- *  microseconds): rounding down would wake early and spin until due. */
+ *  microseconds): rounding down would wake early and spin until due.
+ *  now >= 0 (a monotonic clock); deadline may be up to APR_INT64_MAX. */
 apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now);
 
 /* ---- idle server maintenance ---- */

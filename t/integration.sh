@@ -7,7 +7,8 @@
 #   t/server/*.t  scenarios with their own global MPM settings (t/lib/Ev2Server.pm)
 #
 # Usage: t/integration.sh [apache | server | apache/NAME.t | server/NAME.t ...]
-#   (no argument: everything)
+#   (no argument: everything; sanitize/NAME.t only when named, for
+#   t/sanitize/run.sh)
 #
 # Environment:
 #   EV2_MPM_SO    MPM module to test   (default: <repo>/.libs/mod_mpm_event2.so)
@@ -54,6 +55,7 @@ for a in "$@"; do
         server|server/) run_server=1 ;;
         apache/*.t) run_apache=1; apache_tests+=("$a") ;;
         server/*.t) run_server=1; server_tests+=("$a") ;;
+        sanitize/*.t) run_server=1; server_tests+=("$a") ;;
         *) echo "integration.sh: unknown test selector '$a'" >&2; exit 2 ;;
     esac
 done
