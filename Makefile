@@ -8,6 +8,7 @@
 #   make test         unit tests (+ sanitizers) and integration tests
 #   make test-stock   the integration tests against the stock event MPM
 #   make sanitize     unit tests under sanitizers
+#   make fault-shim   t/fault/faultinj.so (LD_PRELOAD fault injection; make test builds it)
 #   make bench        benchmarks (bench/run; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
 #   make install      install the module and mods-available/mpm_event2.{load,conf}
@@ -50,7 +51,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install clean
+        bench install clean fault-shim
 
 all: $(MODULE)
 
@@ -94,12 +95,20 @@ test-unit:
 	    echo "make test: t/unit/Makefile not present, skipping unit tests"; \
 	fi
 
-test-integration: all
+# The fault-injection shim the t/server/fault_*.t tests preload into apache2.
+FAULT_SHIM = t/fault/faultinj.so
+
+fault-shim: $(FAULT_SHIM)
+
+$(FAULT_SHIM): t/fault/faultinj.c
+	$(CC) -shared -fPIC -O2 $(WARNFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $< -ldl
+
+test-integration: all $(FAULT_SHIM)
 	t/integration.sh $(ITESTS)
 
 # The same integration tests against the stock event MPM (event2-only
 # assertions are TODO or expected to fail there).
-test-stock: deps
+test-stock: deps $(FAULT_SHIM)
 	EV2_MPM_SO=$(STOCK_SO) EV2_MPM_SYM=$(STOCK_SYM) t/integration.sh $(ITESTS)
 
 sanitize:
@@ -121,5 +130,5 @@ install: all
 
 clean:
 	rm -rf .libs build
-	rm -f *.o *.lo *.la *.slo
+	rm -f *.o *.lo *.la *.slo $(FAULT_SHIM)
 	@if [ -f t/unit/Makefile ]; then $(MAKE) -C t/unit clean || true; fi
