@@ -15,7 +15,8 @@
  *                                of its contents starts new counters
  *   EV2_FAULT_PIDFILE=PATH       httpd's PidFile, for pid= below
  *   EV2_FAULT_LOG=PATH           one line "pid FUNC ERRNO" appended per
- *                                injected failure (tests count them)
+ *                                injected failure (tests count them; it
+ *                                costs three system calls per failure)
  *
  * SPEC is FUNC:ERRNO[:OPTION...], the errno by name (EMFILE) or number.
  * FUNC is one of
@@ -573,6 +574,9 @@ static void faultinj_init(void)
     log_file = getenv("EV2_FAULT_LOG");
     if (fault_file && !*fault_file) {
         fault_file = NULL;
+    }
+    if (log_file && !*log_file) {
+        log_file = NULL;
     }
     if (spec) {
         parse_set(spec, strlen(spec), &env_set);
