@@ -13,6 +13,7 @@
 #   make sanitize-server  the module built with ASan+UBSan (build/asan/),
 #                     loaded into apache2 under a short mixed load; any
 #                     report fails (make sanitize-server-tsan: TSan, build/tsan/)
+#   make fault-shim   t/fault/faultinj.so (LD_PRELOAD fault injection; make test builds it)
 #   make bench        benchmarks (bench/run; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
 #   make install      install the stripped module and mods-available/mpm_event2.{load,conf}
@@ -72,7 +73,7 @@ STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
         fuzz sanitize-server sanitize-server-tsan bench install uninstall \
-        deb deb-deps test-deb lint-deb clean
+        deb deb-deps test-deb lint-deb fault-shim clean
 
 all: $(MODULE)
 
@@ -116,12 +117,20 @@ test-unit:
 	    echo "make test: t/unit/Makefile not present, skipping unit tests"; \
 	fi
 
-test-integration: all
+# The fault-injection shim the t/server/fault_*.t tests preload into apache2.
+FAULT_SHIM = t/fault/faultinj.so
+
+fault-shim: $(FAULT_SHIM)
+
+$(FAULT_SHIM): t/fault/faultinj.c
+	$(CC) -shared -fPIC -O2 $(WARNFLAGS) $(if $(filter 1,$(WERROR)),-Werror) -o $@ $< -ldl
+
+test-integration: all $(FAULT_SHIM)
 	t/integration.sh $(ITESTS)
 
 # The same integration tests against the stock event MPM (event2-only
 # assertions are TODO or expected to fail there).
-test-stock: deps
+test-stock: deps $(FAULT_SHIM)
 	EV2_MPM_SO=$(STOCK_SO) EV2_MPM_SYM=$(STOCK_SYM) t/integration.sh $(ITESTS)
 
 sanitize:
@@ -241,5 +250,5 @@ lint-deb: deb
 
 clean:
 	rm -rf .libs build
-	rm -f *.o *.lo *.la *.slo
+	rm -f *.o *.lo *.la *.slo $(FAULT_SHIM)
 	@if [ -f t/unit/Makefile ]; then $(MAKE) -C t/unit clean || true; fi

@@ -7,7 +7,8 @@
 #   my $s = Ev2Server->new(mpm => "StartServers 1\nThreadsPerChild 4\n",
 #                          conf => "KeepAliveTimeout 2\n",
 #                          modules => ['ratelimit', 'env'],
-#                          files => { 'big.bin' => $bytes });
+#                          files => { 'big.bin' => $bytes },
+#                          env => { LD_PRELOAD => $so });   # for apache2 only
 #   # ready => sub { my $self = shift; ... }: how start() sees the server
 #   # answer (default: a plain GET /index.html gets any status), for servers
 #   # that expect something else first (e.g. a PROXY protocol header)
@@ -115,6 +116,7 @@ sub new {
         modules => $a{modules} // [],
         files   => $a{files} // {},
         nofile  => $a{nofile} // 4096,
+        env     => $a{env} // {},
         start_timeout => $a{start_timeout} // 30,
         ready   => $a{ready},
         keep    => $ENV{EV2_KEEP_TMP} ? 1 : 0,
@@ -221,7 +223,9 @@ EOF
 sub apache2_cmd {
     my ($self, @args) = @_;
     my $timeout = 30;
-    my @cmd = ('timeout', '-k', '5', $timeout, apache2(), '-f', $self->conf_file, @args);
+    my %e = %{ $self->{env} };
+    my @env = %e ? ('env', map { "$_=$e{$_}" } sort keys %e) : ();
+    my @cmd = ('timeout', '-k', '5', $timeout, @env, apache2(), '-f', $self->conf_file, @args);
     return run_cmd(\@cmd, nofile => $self->{nofile});
 }
 
