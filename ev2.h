@@ -100,6 +100,9 @@ typedef struct {
      * (it is stopping).  Kept here rather than read back from the
      * child-writable scoreboard. */
     char *uncounted;
+    /* Per slot, shared with the children (status.c); ServerLimit of
+     * them, mapped once for the parent's lifetime. */
+    struct ev2_slot_status_t *slots;
 } ev2_retained_t;
 
 typedef struct {
@@ -279,9 +282,37 @@ static inline int ev2_os_sock(apr_socket_t *s)
 
 /* ---- our scoreboard slot (status.c) ---- */
 
+/* Whether a child accepts, and if not why: what mod_status shows. */
+typedef enum {
+    EV2_ACCEPTING = 0,
+    EV2_OFF_NO_WORKER,          /* no worker free soon (policy.h) */
+    EV2_OFF_AT_CAP,             /* at its cap of connections */
+    EV2_OFF_BACKOFF,            /* accept() or the epoll set failed for
+                                 * lack of resources; retrying */
+    EV2_OFF_STOPPING            /* draining, for good */
+} ev2_accept_mode_e;
+
+/* What a child publishes beyond httpd's process_score, per scoreboard
+ * slot, in a shared segment the parent maps once (ev2_retained->slots)
+ * and every child inherits.  Written by the slot's child, read by
+ * mod_status's hook in any child. */
+typedef struct ev2_slot_status_t {
+    apr_uint32_t mode;          /* ev2_accept_mode_e */
+    apr_uint32_t conns_cap;
+    apr_uint32_t room_closed;   /* idle connections closed to make room */
+    apr_uint32_t spare;
+} ev2_slot_status_t;
+
+apr_status_t ev2_status_setup(void);    /* parent, before any child */
+void ev2_status_reset(int slot);        /* parent, before starting slot */
+void ev2_status_cap(apr_uint32_t cap);
+void ev2_status_room_closed(int n);
+int ev2_status_hook(request_rec *r, int flags);
+
 void ev2_status_queues(void);           /* caller holds qlock */
 void ev2_status_conns(void);
-void ev2_status_accepting(int on);
+void ev2_status_accepting(ev2_accept_mode_e mode);
+int ev2_status_other_accepting(int *not_accepting);
 void ev2_status_quiescing(void);
 void ev2_status_worker(int tid, int status);
 
@@ -293,14 +324,17 @@ typedef struct {
     int num_lsocks;
     int is_draining;
     int conns_left;             /* MaxConnectionsPerChild */
-    int want_room;              /* close idle connections after the batch */
-    int accept_failed_logged;   /* a failed re-add was logged */
+    apr_uint32_t conns_cap;     /* ev2_conns_cap() for this child */
+    ev2_accept_mode_e mode;
+    int want_room;              /* make room after the batch (step 4) */
+    int failure_logged;         /* a resource failure was logged; reset
+                                 * once accepting works again */
     apr_time_t accept_backoff_until;
     apr_time_t drain_at;        /* stopping: next keep-alive or linger
                                  * connection to close early */
-    apr_time_t room_at;         /* accepting is off with a client
-                                 * waiting: the next idle connection that
-                                 * will be idle long enough to close */
+    apr_time_t room_at;         /* at the cap with clients waiting: when
+                                 * to look again (the next idle connection
+                                 * old enough to close, or a re-check) */
 } ev2_listener_t;
 
 /* The listener's state, with its listening sockets ready to poll; main
@@ -308,10 +342,12 @@ typedef struct {
 apr_status_t ev2_listener_create(ev2_listener_t **pl, apr_pool_t *p);
 void *APR_THREAD_FUNC ev2_listener_main(apr_thread_t *thd, void *arg);
 
-void ev2_accepting_set(ev2_listener_t *l, int on, apr_time_t now);
-int ev2_admission_open(void);
+void ev2_accepting_set(ev2_listener_t *l, ev2_accept_mode_e mode,
+                       int watch, apr_time_t now);
+ev2_admit_e ev2_admission(const ev2_listener_t *l);
 void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls);
-apr_time_t ev2_close_idle(apr_time_t now);
+void ev2_make_room(ev2_listener_t *l, apr_time_t now);
+apr_time_t ev2_close_idle(apr_time_t now, int max, int *closed);
 
 /* ---- workers (worker.c) ---- */
 

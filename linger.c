@@ -47,9 +47,8 @@ static void count_lingering(ev2_conn_t *cs)
 }
 
 /* Listener: start the lingering close of an idle connection here,
- * without blocking: when every worker is busy, handing it to one would
- * leave the client waiting for our FIN until a worker frees up.  Only the
- * start runs here (EOC through the filters, so mod_ssl still sends
+ * without blocking, so that its client gets our FIN and its slot is free
+ * at once, whether or not a worker is free.  Only the start runs here (EOC through the filters, so mod_ssl still sends
  * close_notify, then shutdown of our side); the connection then waits in
  * the short linger queue.  An idle connection has nothing buffered to
  * write, so the non-blocking flush has nothing to wait for.  Returns 0 if

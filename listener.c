@@ -6,7 +6,8 @@
  *   2. dispatch  each ready connection to its state's handler (conn.c's
  *                table); note the readable listening sockets
  *   3. accept    on the noted listening sockets, as admission allows
- *   4. deferred  early closes that accepting asked for
+ *   4. room      at the cap with clients waiting: close idle
+ *                connections for them (accept.c)
  *   5. timers    due timed callbacks to the workers
  *   6. expiry    connections whose deadline passed (and, when stopping,
  *                the drain)
@@ -22,9 +23,34 @@
  */
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "ev2.h"
+
+/* ev2_conns_cap() for this process's descriptor limit (LimitNOFILE,
+ * ulimit -n); said once, at info level, when that limit lowers it. */
+static apr_uint32_t conns_cap(void)
+{
+    struct rlimit rl;
+    apr_uint64_t max_fds = 0;
+    apr_uint32_t cap, uncapped;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        max_fds = (apr_uint64_t)rl.rlim_cur;
+    }
+    cap = ev2_conns_cap(ev2_cfg.threads_per_child, ev2_cfg.factor_milli,
+                        max_fds);
+    uncapped = ev2_conns_cap(ev2_cfg.threads_per_child, ev2_cfg.factor_milli,
+                             0);
+    if (cap < uncapped && ev2_child->slot == 0) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ap_server_conf, EV2LOG(084)
+                     "a child holds at most %u connections, not %u: its "
+                     "descriptor limit is %" APR_UINT64_T_FMT, cap, uncapped,
+                     max_fds);
+    }
+    return cap;
+}
 
 apr_status_t ev2_listener_create(ev2_listener_t **pl, apr_pool_t *p)
 {
@@ -54,6 +80,8 @@ apr_status_t ev2_listener_create(ev2_listener_t **pl, apr_pool_t *p)
         }
     }
     l->conns_left = ap_max_requests_per_child;
+    l->conns_cap = conns_cap();
+    ev2_status_cap(l->conns_cap);
     l->drain_at = EV2_NO_DEADLINE;
     l->room_at = EV2_NO_DEADLINE;
     *pl = l;
@@ -78,7 +106,8 @@ static void dispatch(const ev2_poll_event_t *out, int num)
     }
 }
 
-/* Step 3. */
+/* Step 3.  A child at its cap watches its listening sockets one-shot:
+ * a client arriving then is a reason to make room (step 4). */
 static void accept_noted(ev2_listener_t *l)
 {
     int i;
@@ -86,34 +115,19 @@ static void accept_noted(ev2_listener_t *l)
     for (i = 0; i < l->num_lsocks; i++) {
         ev2_lsock_t *ls = &l->lsocks[i];
 
-        if (ls->is_readable) {
-            ls->is_readable = 0;
-            if (!ev2_is_stopping()
-                && !apr_atomic_read32(&ev2_child->accepting_off)) {
-                ev2_accept_on(l, ls);
-            }
+        if (!ls->is_readable) {
+            continue;
         }
-    }
-}
-
-/* Step 4: accepting found no room with a client waiting, or could not
- * accept for lack of resources.  Also when the client that found admission
- * closed still waits (accepting is off, no worker is free) and more idle
- * connections have now been idle long enough. */
-static void make_room(ev2_listener_t *l, apr_time_t now)
-{
-    if (l->want_room) {
-        l->want_room = 0;
-        l->room_at = ev2_close_idle(now);
-        return;
-    }
-    if (l->room_at == EV2_NO_DEADLINE || l->room_at > now) {
-        return;
-    }
-    l->room_at = EV2_NO_DEADLINE;
-    if (apr_atomic_read32(&ev2_child->accepting_off)
-        && ev2_fdq_idle(ev2_child->fdq) <= 0) {
-        l->room_at = ev2_close_idle(now);
+        ls->is_readable = 0;
+        if (ev2_is_stopping()) {
+            continue;
+        }
+        if (l->mode == EV2_ACCEPTING) {
+            ev2_accept_on(l, ls);
+        }
+        else if (l->mode == EV2_OFF_AT_CAP) {
+            l->want_room = 1;
+        }
     }
 }
 
@@ -154,7 +168,7 @@ static ev2_tq_entry_t *pop_linger_cut(void *baton)
 static void drain(ev2_listener_t *l, apr_time_t now)
 {
     apr_interval_time_t extra = EV2_LINGER_NORMAL - EV2_LINGER_SHORT;
-    apr_time_t next = ev2_close_idle(now), lnext;
+    apr_time_t next = ev2_close_idle(now, -1, NULL), lnext;
     ev2_linger_cut_t cut;
 
     cut.q = ev2_srv_of(ap_server_conf)->q[CONN_STATE_LINGER_NORMAL];
@@ -192,8 +206,8 @@ static void reopen_admission(ev2_listener_t *l, apr_time_t now)
         return;
     }
     l->accept_backoff_until = 0;
-    if (apr_atomic_read32(&ev2_child->accepting_off) && ev2_admission_open()) {
-        ev2_accepting_set(l, 1, now);
+    if (l->mode != EV2_ACCEPTING && ev2_admission(l) == EV2_ADMIT) {
+        ev2_accepting_set(l, EV2_ACCEPTING, 0, now);
     }
 }
 
@@ -220,9 +234,7 @@ static apr_interval_time_t next_timeout(ev2_listener_t *l, apr_time_t now)
 static void begin_drain(ev2_listener_t *l)
 {
     l->is_draining = 1;
-    if (!apr_atomic_read32(&ev2_child->accepting_off)) {
-        ev2_accepting_set(l, 0, 0);
-    }
+    ev2_accepting_set(l, EV2_OFF_STOPPING, 0, 0);
     ap_close_listeners_ex(ev2_child->bucket->listeners);
     ev2_status_quiescing();
     ev2_fdq_pool_drain(ev2_child->fdq);
@@ -268,7 +280,7 @@ void *APR_THREAD_FUNC ev2_listener_main(apr_thread_t *thd, void *arg)
     ev2_listener_t *l = arg;
 
     (void)thd;
-    ev2_accepting_set(l, 1, ev2_now());
+    ev2_accepting_set(l, EV2_ACCEPTING, 0, ev2_now());
     while (!listener_may_exit(l)) {
         const ev2_poll_event_t *out = NULL;
         int num = poll_once(l, &out);
@@ -277,7 +289,7 @@ void *APR_THREAD_FUNC ev2_listener_main(apr_thread_t *thd, void *arg)
         dispatch(out, num);
         accept_noted(l);
         now = ev2_now();
-        make_room(l, now);
+        ev2_make_room(l, now);
         run_due_timers(now);
         expire_queues(l, now);
         reopen_admission(l, now);

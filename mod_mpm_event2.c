@@ -25,6 +25,7 @@
 #include "http_connection.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "mod_status.h"
 
 /* Upper bound on timed callbacks waiting at once in one child. */
 #define EV2_MAX_TIMERS                  65536
@@ -240,6 +241,8 @@ static void ev2_hooks(apr_pool_t *p)
                            APR_HOOK_REALLY_FIRST);
     ap_hook_protocol_switch(ev2_protocol_switch, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
+    APR_OPTIONAL_HOOK(ap, status_hook, ev2_status_hook, NULL, NULL,
+                      APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA mpm_event2_module = {

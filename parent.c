@@ -75,6 +75,7 @@ int ev2_make_child(server_rec *s, int slot, int bucket)
                      "in use by pid %" APR_PID_T_FMT, slot, ps->pid);
         return -1;
     }
+    ev2_status_reset(slot);
     if (ev2_one_process) {
         ps->quiescing = 0;
         ps->not_accepting = 0;
@@ -396,6 +397,11 @@ static int prepare_generation(apr_pool_t *pconf, server_rec *s)
     }
     if (!r->mpm->was_graceful) {
         memset(r->uncounted, 0, ev2_cfg.server_limit);
+    }
+    if (ev2_status_setup() != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, EV2LOG(012)
+                     "could not map the shared status of the children: "
+                     "mod_status shows no event2 section");
     }
     ap_log_pid(pconf, ap_pid_fname);
     ap_unixd_mpm_set_signals(pconf, ev2_one_process);

@@ -131,20 +131,51 @@ int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
     return n;
 }
 
-int ev2_admits(apr_uint32_t conns, apr_uint32_t lingering, int idle_workers,
-               int threads_per_child, apr_uint32_t factor_milli)
+apr_uint32_t ev2_conns_cap(int threads_per_child, apr_uint32_t factor_milli,
+                           apr_uint64_t max_fds)
 {
-    apr_uint64_t active, limit;
+    apr_uint64_t tpc = threads_per_child > 0 ? (apr_uint64_t)threads_per_child
+                                             : 1;
+    apr_uint64_t cap = tpc + (tpc * factor_milli) / EV2_FACTOR_SCALE;
+    apr_uint64_t reserve = EV2_FD_RESERVE(tpc);
 
-    if (idle_workers < 0) {
-        idle_workers = 0;
+    if (max_fds && max_fds > reserve && cap > max_fds - reserve) {
+        cap = max_fds - reserve;
     }
+    else if (max_fds && max_fds <= reserve) {
+        cap = tpc;
+    }
+    if (cap < tpc) {
+        cap = tpc;
+    }
+    return cap > APR_UINT32_MAX ? APR_UINT32_MAX : (apr_uint32_t)cap;
+}
+
+ev2_admit_e ev2_admit(apr_uint32_t conns, apr_uint32_t lingering,
+                      int idle_workers, apr_uint32_t cap)
+{
     /* A connection counted lingering is still counted in conns; a
      * momentary read of the two atomics apart cannot go below zero. */
-    active = conns > lingering ? conns - lingering : 0;
-    limit = (apr_uint64_t)threads_per_child
-            + ((apr_uint64_t)idle_workers * factor_milli) / EV2_FACTOR_SCALE;
-    return active < limit;
+    apr_uint32_t active = conns > lingering ? conns - lingering : 0;
+
+    if (active >= cap) {
+        return EV2_ADMIT_AT_CAP;
+    }
+    if (idle_workers < 0) {
+        return EV2_ADMIT_NO_WORKER;
+    }
+    return EV2_ADMIT;
+}
+
+int ev2_room_share(int waiting, int children_at_cap)
+{
+    if (waiting <= 0) {
+        return 0;
+    }
+    if (children_at_cap <= 1) {
+        return waiting;
+    }
+    return waiting / children_at_cap + (waiting % children_at_cap != 0);
 }
 
 apr_time_t ev2_earliest(apr_time_t a, apr_time_t b)

@@ -82,12 +82,41 @@ int ev2_config_reconcile(ev2_config_t *cfg, int *first_server_limit,
 
 /* ---- admission ---- */
 
-/** Stock's rule: a child admits a new connection while its connections
- *  that are not closing (conns - lingering) stay below ThreadsPerChild +
- *  factor x idle workers.  idle_workers < 0 (items waiting for a worker)
- *  counts as 0. */
-int ev2_admits(apr_uint32_t conns, apr_uint32_t lingering, int idle_workers,
-               int threads_per_child, apr_uint32_t factor_milli);
+/** Descriptors a child keeps back from connections: listening sockets,
+ *  the epoll set, logs, pipes, and a file or pipe pair per worker. */
+#define EV2_FD_RESERVE(threads_per_child) (64 + 2 * (apr_uint64_t)(threads_per_child))
+
+/** The most connections a child holds at once, parked ones included:
+ *  (AsyncRequestWorkerFactor + 1) x ThreadsPerChild, stock's documented
+ *  maximum, but no more than max_fds (the descriptor limit, 0: unknown)
+ *  leaves after EV2_FD_RESERVE, and never below ThreadsPerChild. */
+apr_uint32_t ev2_conns_cap(int threads_per_child, apr_uint32_t factor_milli,
+                           apr_uint64_t max_fds);
+
+/** What admission says about one more connection. */
+typedef enum {
+    EV2_ADMIT = 0,              /* accept it */
+    EV2_ADMIT_NO_WORKER,        /* every worker is busy and connections
+                                 * already queue for them: another child,
+                                 * or a worker going idle, takes it */
+    EV2_ADMIT_AT_CAP            /* the child holds its cap of connections */
+} ev2_admit_e;
+
+/** Admission by worker demand: a child accepts while it can start on a
+ *  new connection soon (idle_workers, the workers waiting minus the
+ *  connections queued for them, is not negative: at most a queue of one)
+ *  and its connections that are not closing (conns - lingering) are below
+ *  cap.  Parked idle connections cost a slot under the cap, not a
+ *  worker. */
+ev2_admit_e ev2_admit(apr_uint32_t conns, apr_uint32_t lingering,
+                      int idle_workers, apr_uint32_t cap);
+
+/** How many idle connections one child closes to make room for clients
+ *  waiting in a listen backlog that children_at_cap children (the ones of
+ *  that backlog that are all at their cap, this one included) share:
+ *  its part, rounded up, so that together they close about as many as
+ *  there are waiting clients. */
+int ev2_room_share(int waiting, int children_at_cap);
 
 /* ---- time ---- */
 

@@ -45,12 +45,13 @@ static void expired_close(ev2_conn_t *cs)
     ev2_conn_push(cs);
 }
 
-/* An idle connection (its timeout, or closed early): the short linger;
- * started right here if no worker is free. */
+/* An idle connection (its timeout, or closed early to make room): the
+ * short linger, started right here, so that its slot is free at once and
+ * no worker is taken from clients with work. */
 static void expired_idle(ev2_conn_t *cs)
 {
     apr_table_setn(cs->c->notes, "short-lingering-close", "1");
-    if (ev2_fdq_idle(ev2_child->fdq) <= 0 && ev2_linger_start(cs)) {
+    if (ev2_linger_start(cs)) {
         return;
     }
     if (ev2_is_lingering_state(cs->pub.state)) {
@@ -121,14 +122,11 @@ const ev2_state_t *ev2_state_of(conn_state_e state)
 /* Listener: cs's socket is ready. */
 void ev2_conn_ready(ev2_conn_t *cs)
 {
-    const ev2_state_t *row;
+    /* Only parked connections are armed (one-shot), and only step 2 of
+     * the listener reads events, before anything else can hand a parked
+     * connection on: cs is the listener's. */
+    const ev2_state_t *row = ev2_state_of(cs->pub.state);
 
-    if (!ev2_link_is_queued(&cs->tq.link)) {
-        /* Only parked connections are armed; anything else is not ours
-         * to touch. */
-        return;
-    }
-    row = ev2_state_of(cs->pub.state);
     if (!row) {
         to_worker(cs, CONN_STATE_LINGER);
         return;

@@ -4,10 +4,14 @@
  * fuzz_decisions.c - libFuzzer target for policy.h's run-time decisions.
  * The first byte picks one:
  *
- *   0  ev2_admits(): never refuses below ThreadsPerChild; admitting is
- *      monotonic (more idle workers, a larger factor or more lingering
- *      connections never turn a yes into a no; more connections never
- *      turn a no into a yes).
+ *   0  ev2_conns_cap(), ev2_admit(), ev2_room_share(): the cap is at
+ *      least ThreadsPerChild, at most stock's (factor + 1) x
+ *      ThreadsPerChild, and fits the descriptors when they can hold
+ *      ThreadsPerChild; admission is at-cap exactly when the
+ *      connections not closing reach the cap, no-worker exactly when
+ *      below it with a queue, and monotonic; the shares of a backlog add
+ *      up to at least the waiting clients and exceed them by less than
+ *      one per child.
  *   1  ev2_poll_timeout() with ev2_earliest(): -1 only without a
  *      deadline, 0 when due, else never waking before the deadline and
  *      less than a millisecond after it, in whole milliseconds.
@@ -26,7 +30,7 @@
 #define MAX_THREAD_LIMIT 100000
 #define MAX_FACTOR_MILLI 100000000
 
-/* ---- ev2_admits ---- */
+/* ---- ev2_conns_cap, ev2_admit, ev2_room_share ---- */
 
 static void fuzz_admits(fuzz_in_t *in)
 {
@@ -35,32 +39,42 @@ static void fuzz_admits(fuzz_in_t *in)
     int idle = (int)fuzz_range(in, INT_MIN, INT_MAX);
     int tpc = (int)fuzz_range(in, 1, MAX_THREAD_LIMIT);
     apr_uint32_t f = (apr_uint32_t)fuzz_range(in, 1, MAX_FACTOR_MILLI);
-    int more_idle = (int)fuzz_range(in, idle, INT_MAX);
-    apr_uint32_t more_f = (apr_uint32_t)fuzz_range(in, f, MAX_FACTOR_MILLI);
-    apr_uint32_t more_linger = (apr_uint32_t)fuzz_range(in, lingering,
-                                                        conns);
+    apr_uint64_t fds = (apr_uint64_t)fuzz_range(in, 0, 1 << 24);
+    int waiting = (int)fuzz_range(in, -1, 1 << 20);
+    int children = (int)fuzz_range(in, 0, MAX_SERVER_LIMIT);
+    apr_uint32_t cap = ev2_conns_cap(tpc, f, fds);
+    apr_uint64_t stock = (apr_uint64_t)tpc
+                         + ((apr_uint64_t)tpc * f) / EV2_FACTOR_SCALE;
     apr_uint32_t more_conns = (apr_uint32_t)fuzz_range(in, conns,
                                                        APR_UINT32_MAX);
     apr_uint32_t active = conns - lingering;
-    int a = ev2_admits(conns, lingering, idle, tpc, f);
+    ev2_admit_e a = ev2_admit(conns, lingering, idle, cap);
+    int share;
 
-    CHECK(a == 0 || a == 1);
-    if (active < (apr_uint32_t)tpc) {
-        CHECK(a == 1);
+    CHECK(cap >= (apr_uint32_t)tpc);
+    CHECK(cap <= stock);
+    if (fds && fds >= EV2_FD_RESERVE(tpc) + (apr_uint64_t)tpc) {
+        CHECK((apr_uint64_t)cap + EV2_FD_RESERVE(tpc) <= fds);
     }
-    if (idle <= 0 && active >= (apr_uint32_t)tpc) {
-        CHECK(a == 0);
-    }
-    if (a) {
-        CHECK(ev2_admits(conns, lingering, more_idle, tpc, f) == 1);
-        CHECK(ev2_admits(conns, lingering, idle, tpc, more_f) == 1);
-        CHECK(ev2_admits(conns, more_linger, idle, tpc, f) == 1);
-    }
-    else {
-        CHECK(ev2_admits(more_conns, lingering, idle, tpc, f) == 0);
+    CHECK((a == EV2_ADMIT_AT_CAP) == (active >= cap));
+    CHECK((a == EV2_ADMIT_NO_WORKER) == (active < cap && idle < 0));
+    if (a == EV2_ADMIT_AT_CAP) {
+        CHECK(ev2_admit(more_conns, lingering, idle, cap) == EV2_ADMIT_AT_CAP);
     }
     /* Lingering read ahead of conns counts as none active. */
-    CHECK(ev2_admits(lingering, conns, idle, tpc, f) == 1);
+    CHECK(ev2_admit(lingering, conns, 0, cap) == EV2_ADMIT
+          || (lingering == conns && cap == 0));
+    share = ev2_room_share(waiting, children);
+    if (waiting <= 0) {
+        CHECK(share == 0);
+    }
+    else {
+        int n = children > 1 ? children : 1;
+
+        CHECK(share >= 1 && share <= waiting);
+        CHECK((apr_uint64_t)share * n >= (apr_uint64_t)waiting);
+        CHECK((apr_uint64_t)(share - 1) * n < (apr_uint64_t)waiting);
+    }
 }
 
 /* ---- ev2_earliest, ev2_poll_timeout ---- */

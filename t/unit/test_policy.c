@@ -482,63 +482,91 @@ static void reconcile_largest_values(void)
     is(c.daemons_to_start, 20000);
 }
 
-/* ---- ev2_admits ---- */
+/* ---- ev2_conns_cap, ev2_admit, ev2_room_share ---- */
 
-static void admits_documented_numbers(void)
+/* The documented numbers at idle: 4 workers admit 12 connections at
+ * factor 2, 16 at factor 3, 10 at factor 1.5 (stock's maximum). */
+static void cap_is_stocks_maximum(void)
 {
-    /* 4 threads, 4 idle workers: 4 + 2 x 4 = 12 connections. */
-    is(ev2_admits(0, 0, 4, 4, 2000), 1);
-    is(ev2_admits(11, 0, 4, 4, 2000), 1);
-    is(ev2_admits(12, 0, 4, 4, 2000), 0);
-    is(ev2_admits(13, 0, 4, 4, 2000), 0);
-    /* Factor 3: 16. */
-    is(ev2_admits(15, 0, 4, 4, 3000), 1);
-    is(ev2_admits(16, 0, 4, 4, 3000), 0);
-    /* Factor 1.5: 10. */
-    is(ev2_admits(9, 0, 4, 4, 1500), 1);
-    is(ev2_admits(10, 0, 4, 4, 1500), 0);
+    is(ev2_conns_cap(4, 2000, 0), 12);
+    is(ev2_conns_cap(4, 3000, 0), 16);
+    is(ev2_conns_cap(4, 1500, 0), 10);
+    is(ev2_conns_cap(25, 2000, 0), 75);
+    is(ev2_conns_cap(25, 200000, 0), 5025);
+    /* fractions of a connection round down */
+    is(ev2_conns_cap(4, 1, 0), 4);
+    is(ev2_conns_cap(4, 250, 0), 5);
 }
 
-static void admits_floors_fractional_room(void)
+static void cap_fits_the_descriptors(void)
 {
-    /* 1 idle x 1.5 = 1.5 -> 1 more than ThreadsPerChild. */
-    is(ev2_admits(4, 0, 1, 4, 1500), 1);
-    is(ev2_admits(5, 0, 1, 4, 1500), 0);
-    /* 0.001 x 999 idle adds nothing; x 1000 adds one. */
-    is(ev2_admits(4, 0, 999, 4, 1), 0);
-    is(ev2_admits(4, 0, 1000, 4, 1), 1);
-    is(ev2_admits(5, 0, 1000, 4, 1), 0);
+    /* 4096 descriptors, 25 workers: 4096 - (64 + 50) = 3982 */
+    is(ev2_conns_cap(25, 200000, 4096), 3982);
+    /* plenty of descriptors: stock's maximum */
+    is(ev2_conns_cap(25, 2000, 65536), 75);
+    /* too few for even ThreadsPerChild: ThreadsPerChild */
+    is(ev2_conns_cap(25, 2000, 100), 25);
+    is(ev2_conns_cap(25, 2000, 114), 25);
+    is(ev2_conns_cap(25, 2000, 140), 26);
 }
 
-static void admits_without_idle_workers_up_to_threads(void)
+static void cap_largest_values_do_not_overflow(void)
 {
-    is(ev2_admits(3, 0, 0, 4, 2000), 1);
-    is(ev2_admits(4, 0, 0, 4, 2000), 0);
-    /* Negative idle (items waiting for a worker) counts as none. */
-    is(ev2_admits(3, 0, -5, 4, 2000), 1);
-    is(ev2_admits(4, 0, -5, 4, 2000), 0);
-    is(ev2_admits(0, 0, INT_MIN, 1, 2000), 1);
-    is(ev2_admits(1, 0, INT_MIN, 1, 2000), 0);
+    ok(ev2_conns_cap(100000, 100000000, 0) == APR_UINT32_MAX);
+    ok(ev2_conns_cap(INT_MAX, APR_UINT32_MAX, 0) == APR_UINT32_MAX);
+    is(ev2_conns_cap(0, 2000, 0), 3);
 }
 
-static void admits_does_not_count_lingering(void)
+static void admit_below_cap_with_a_worker(void)
 {
-    /* 15 connections, 3 of them closing: 12 count, the limit. */
-    is(ev2_admits(14, 3, 4, 4, 2000), 1);
-    is(ev2_admits(15, 3, 4, 4, 2000), 0);
-    is(ev2_admits(100, 89, 4, 4, 2000), 1);
-    is(ev2_admits(100, 88, 4, 4, 2000), 0);
-    /* Read apart, lingering can momentarily exceed conns: 0 active. */
-    is(ev2_admits(2, 5, 0, 1, 2000), 1);
-    is(ev2_admits(0, APR_UINT32_MAX, 0, 1, 2000), 1);
+    is(ev2_admit(0, 0, 4, 12), EV2_ADMIT);
+    is(ev2_admit(11, 0, 4, 12), EV2_ADMIT);
+    /* no idle worker and nothing queued: it is next in line */
+    is(ev2_admit(11, 0, 0, 12), EV2_ADMIT);
 }
 
-static void admits_largest_values_do_not_overflow(void)
+static void admit_at_cap_whatever_the_workers(void)
 {
-    /* INT_MAX idle x 100000: far beyond any connection count. */
-    is(ev2_admits(APR_UINT32_MAX, 0, INT_MAX, 100000, 100000000), 1);
-    is(ev2_admits(APR_UINT32_MAX, 0, 0, 100000, 100000000), 0);
-    is(ev2_admits(APR_UINT32_MAX - 1, 0, 0, INT_MAX, 1), 0);
+    is(ev2_admit(12, 0, 4, 12), EV2_ADMIT_AT_CAP);
+    is(ev2_admit(13, 0, -3, 12), EV2_ADMIT_AT_CAP);
+    is(ev2_admit(APR_UINT32_MAX, 0, INT_MAX, 12), EV2_ADMIT_AT_CAP);
+}
+
+static void admit_no_worker_once_connections_queue(void)
+{
+    is(ev2_admit(5, 0, -1, 12), EV2_ADMIT_NO_WORKER);
+    is(ev2_admit(0, 0, INT_MIN, 12), EV2_ADMIT_NO_WORKER);
+}
+
+/* Parked idle connections are not workers' demand: 1,000 of them under a
+ * cap of 5,025 do not stop a child with an idle worker. */
+static void admit_ignores_parked_connections_below_cap(void)
+{
+    is(ev2_admit(1000, 0, 1, 5025), EV2_ADMIT);
+    is(ev2_admit(5024, 0, 0, 5025), EV2_ADMIT);
+}
+
+static void admit_does_not_count_lingering(void)
+{
+    is(ev2_admit(15, 3, 4, 12), EV2_ADMIT_AT_CAP);
+    is(ev2_admit(14, 3, 4, 12), EV2_ADMIT);
+    is(ev2_admit(100, 89, 4, 12), EV2_ADMIT);
+    /* lingering read ahead of conns: none active */
+    is(ev2_admit(2, 5, 0, 1), EV2_ADMIT);
+    is(ev2_admit(0, APR_UINT32_MAX, 0, 1), EV2_ADMIT);
+}
+
+static void room_share_splits_the_backlog(void)
+{
+    is(ev2_room_share(0, 1), 0);
+    is(ev2_room_share(-1, 1), 0);
+    is(ev2_room_share(1, 1), 1);
+    is(ev2_room_share(5, 1), 5);
+    is(ev2_room_share(5, 0), 5);
+    is(ev2_room_share(5, 2), 3);
+    is(ev2_room_share(4, 2), 2);
+    is(ev2_room_share(1, 16), 1);
+    is(ev2_room_share(INT_MAX, 2), INT_MAX / 2 + 1);
 }
 
 /* ---- ev2_earliest, ev2_poll_timeout ---- */
@@ -888,11 +916,15 @@ static const tap_test_t tests[] = {
     TAP_TEST(reconcile_restart_keeps_first_limits),
     TAP_TEST(reconcile_most_adjustments_fit),
     TAP_TEST(reconcile_largest_values),
-    TAP_TEST(admits_documented_numbers),
-    TAP_TEST(admits_floors_fractional_room),
-    TAP_TEST(admits_without_idle_workers_up_to_threads),
-    TAP_TEST(admits_does_not_count_lingering),
-    TAP_TEST(admits_largest_values_do_not_overflow),
+    TAP_TEST(cap_is_stocks_maximum),
+    TAP_TEST(cap_fits_the_descriptors),
+    TAP_TEST(cap_largest_values_do_not_overflow),
+    TAP_TEST(admit_below_cap_with_a_worker),
+    TAP_TEST(admit_at_cap_whatever_the_workers),
+    TAP_TEST(admit_no_worker_once_connections_queue),
+    TAP_TEST(admit_ignores_parked_connections_below_cap),
+    TAP_TEST(admit_does_not_count_lingering),
+    TAP_TEST(room_share_splits_the_backlog),
     TAP_TEST(earliest_prefers_any_deadline_to_none),
     TAP_TEST(poll_timeout_none_due_and_past),
     TAP_TEST(poll_timeout_rounds_up_to_a_millisecond),
