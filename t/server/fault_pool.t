@@ -6,14 +6,13 @@
 #   At child start, for the 1st, 2nd and 3rd pool the child creates
 #   (child_main's pchild, setup_runtime's runtime pool, conn_root): the
 #   child must log and exit cleanly, be replaced, and the server serve.
-#     Known finding F4 (TODO until fixed; EV2_FAULT_STRICT=1 makes it
-#     fail): the first two results are not checked, the child dies of
-#     SIGSEGV in apr_pool_tag().
+#     (Finding F4, fixed: the first two results were not checked and the
+#     child died of SIGSEGV in apr_pool_tag().)
 #   While accepting (new_conn_pool): the child must not retry in a busy
 #     loop, must log the condition, and must serve the waiting clients once
 #     it clears.
-#     Known finding F5: accept_on() turns accepting off without a backoff,
-#     the listener turns it on again at once: a silent busy loop.
+#     (Finding F5, fixed: accepting was turned off without a backoff and
+#     on again at once, a silent busy loop.)
 use strict;
 use warnings;
 use FindBin;
@@ -55,7 +54,6 @@ for my $after (0 .. 2) {
     $f->off;
     is($f->count_ok(5), 5, "$what: the other child serves");
     {
-        local $TODO = $after < 2 ? Ev2Fault::todo('F4: unchecked apr_pool_create') : undef;
         is($f->log_count(qr/exit signal|Segmentation fault/, $mark), 0,
            "$what: the child exits without crashing");
         ok($f->log_count(qr/EV2\d+.*(pool|memory)|Cannot allocate memory/, $mark) >= 1,
@@ -98,7 +96,6 @@ $g->off;
 my $n = $g->injected('apr_pool_create_ex');
 ok($n >= 1, "accepting: creating a connection pool failed ($n times)");
 {
-    local $TODO = Ev2Fault::todo('F5: no backoff after a failed connection pool');
     ok($n <= 20 * ($window + 1),
        sprintf('accepting: bounded retries, no busy loop (%d in %.1f s)', $n, $window));
     ok($g->log_count(qr/EV2\d+.*(pool|memory)|Cannot allocate memory/, $mark) >= 1,
