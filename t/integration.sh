@@ -127,6 +127,8 @@ tar -C "$tdir" --exclude=./unit --exclude=./logs --exclude=./conf/httpd.conf \
     -cf - . | tar -C "$work/t" -xf -
 cp "$mpm_so" "$work/lib/"
 so="$work/lib/$(basename "$mpm_so")"
+# The shipped MPM settings, for tests that run with them.
+cp "$top/mpm_event2.conf" "$work/"
 
 # The configuration Apache::Test inherits LoadModule lines from: exactly one
 # MPM (ours) and the modules the default-server tests use.
