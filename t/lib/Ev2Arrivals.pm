@@ -21,6 +21,8 @@ use strict;
 use warnings;
 
 use IO::Poll qw(POLLIN POLLOUT POLLERR POLLHUP);
+use IO::Select ();
+use POSIX ();
 use IO::Socket::INET ();
 use Socket qw(SOL_SOCKET SO_ERROR);
 use Errno qw(EINPROGRESS EAGAIN EWOULDBLOCK);
@@ -55,6 +57,59 @@ sub _complete {
     return $status // 0;
 }
 
+# The normal client, in a process of its own so that the arrivals loop
+# does not delay it: a fresh connection and one request every $every s
+# until $until; returns (pid, read end of a pipe for its results).
+sub _normal_client {
+    my ($port, $req, $every, $until) = @_;
+    pipe(my $r, my $w) or die "pipe: $!";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid) {
+        close $w;
+        return [$pid, $r];
+    }
+    close $r;
+    my ($failed, @lat) = (0);
+    my $next = time + $every;
+    while (time < $until) {
+        sleep($next - time) if $next > time;
+        $next += $every;
+        my $t = time;
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                      Proto => 'tcp', Timeout => 5);
+        unless ($s) { $failed++; next }
+        syswrite($s, $req);
+        my $buf = '';
+        my $sel = IO::Select->new($s);
+        my $st;
+        while (time - $t < 5 && $sel->can_read(5 - (time - $t))) {
+            my $got = sysread($s, my $chunk, 65536);
+            last unless $got;
+            $buf .= $chunk;
+            last if defined($st = _complete($buf));
+        }
+        close $s;
+        if (defined $st && $st == 200) { push @lat, time - $t } else { $failed++ }
+    }
+    print $w join(' ', $failed, @lat), "\n";
+    close $w;
+    POSIX::_exit(0);
+}
+
+sub _normal_results {
+    my ($normal, $deadline) = @_;
+    my ($pid, $r) = @$normal;
+    my $line = '';
+    my $sel = IO::Select->new($r);
+    $line = <$r> // '' if $sel->can_read($deadline - time > 0 ? $deadline - time : 0);
+    close $r;
+    kill 'KILL', $pid unless waitpid($pid, POSIX::WNOHANG()) == $pid;
+    waitpid($pid, 0);
+    my ($failed, @lat) = split ' ', $line;
+    return (defined $failed ? $failed : 1, @lat);
+}
+
 sub run {
     my %a = @_;
     my $port = $a{port};
@@ -64,31 +119,30 @@ sub run {
     my $path = $a{path} // '/index.html';
     my $normal_every = $a{normal_every};
     my $req = "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-    my $nreq = "GET $path?normal HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    my $nreq = "GET $path?normal HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             . "Connection: close\r\n\r\n";
     my $poll = IO::Poll->new;
     my (%c, @lat, @normal);
     my ($started, $answered, $normal_failed) = (0, 0, 0);
+
     my $t0 = time;
-    my $next_normal = $normal_every ? $t0 + $normal_every : undef;
     my $arrivals_end = $t0 + $n * $gap;
     my $hard_end = $arrivals_end + $timeout;
+    my $normal = $normal_every
+        ? _normal_client($port, $nreq, $normal_every, $arrivals_end + 0.5)
+        : undef;
 
     my $start = sub {
-        my ($kind, $r) = @_;
         my $s = _connect($port) or return;
-        $c{fileno $s} = { s => $s, kind => $kind, req => $r, sent => 0,
-                          buf => '', t => time };
+        $c{fileno $s} = { s => $s, req => $req, sent => 0, buf => '',
+                          t => time };
         $poll->mask($s => POLLOUT);
     };
     while (time < $hard_end) {
         my $now = time;
         while ($started < $n && $t0 + $started * $gap <= $now) {
-            $start->('client', $req);
+            $start->();
             $started++;
-        }
-        if ($next_normal && $now >= $next_normal && $now < $arrivals_end + 0.5) {
-            $start->('normal', $nreq);
-            $next_normal += $normal_every;
         }
         last if $started >= $n && $now >= $arrivals_end
             && !grep { !$_->{done} } values %c;
@@ -117,24 +171,15 @@ sub run {
             if (defined $st || !$got) {
                 $e->{done} = 1;
                 $poll->remove($e->{s});
-                my $ok = defined $st && $st == 200;
-                if ($e->{kind} eq 'normal') {
-                    if ($ok) { push @normal, time - $e->{t} } else { $normal_failed++ }
-                    close $e->{s};
-                    delete $c{$fd};
-                }
-                elsif ($ok) {
+                if (defined $st && $st == 200) {
                     $answered++;
                     push @lat, time - $e->{t};
                 }
             }
         }
     }
-    for my $fd (keys %c) {
-        next unless $c{$fd}{kind} eq 'normal';
-        $normal_failed++ unless $c{$fd}{done};
-        close $c{$fd}{s};
-        delete $c{$fd};
+    if ($normal) {
+        ($normal_failed, @normal) = _normal_results($normal, $hard_end + 10);
     }
     return { answered => $answered, latency => \@lat, normal => \@normal,
              normal_failed => $normal_failed,
