@@ -9,6 +9,8 @@
 #   make test-stock   the integration tests against the stock event MPM
 #   make sanitize     unit tests under sanitizers
 #   make bench        benchmarks (bench/run; never part of make test)
+#   make soak         soak harness, SOAK_S seconds (default 600), SOAK_MPM=stock
+#                     for the stock event MPM (soak/; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
 #   make install      install the module and mods-available/mpm_event2.{load,conf}
 #   make clean
@@ -36,7 +38,7 @@ MODS_AVAILABLE = /etc/apache2/mods-available
 # Debian packages the build and the tests need.
 DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
             libwww-perl perl curl gcc libc6-dev make passwd \
-            strace openssl libio-socket-ssl-perl nghttp2-client
+            strace openssl libio-socket-ssl-perl nghttp2-client wrk
 
 RUNDIR   = $(CURDIR)/build/run
 PORT    ?= 8080
@@ -50,7 +52,7 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        bench install clean
+        bench soak install clean
 
 all: $(MODULE)
 
@@ -113,6 +115,14 @@ sanitize:
 # make test or .ci/run.
 bench: deps all
 	bash bench/run
+
+# Soak: mixed checked traffic, admin events and resource samples against one
+# server; writes build/soak/$(SOAK_MPM)/{summary.json,report.md}.  Exits
+# non-zero on an unexplained failure or a failed criterion.
+SOAK_S   ?= 600
+SOAK_MPM ?= ours
+soak: deps all
+	SOAK_S=$(SOAK_S) SOAK_MPM=$(SOAK_MPM) timeout -k 10 $$(( $(SOAK_S) + 300 )) perl soak/soak.pl
 
 install: all
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MODS_AVAILABLE)
