@@ -61,7 +61,8 @@ my $JSON = JSON::PP->new->canonical->pretty;
 my %BOUND = (
     parent_fd_growth     => 2,      # descriptors over the post-warm-up window
     child_idle_fd_extra  => 2,      # a child's idle descriptors at the end vs at start
-    parent_pss_kib_min   => 64,     # KiB/min
+    parent_rss_kib_min   => 64,     # KiB/min (RSS: the parent's PSS moves with
+                                    # the number of children sharing its pages)
     child_pss_kib_min    => 256,    # KiB/min, mean PSS of the worker children
     total_pss_kib_min    => 1024,   # KiB/min, all processes of the server
     stuck_busy           => 0,      # R/W/K slots at the end beyond our own request
@@ -192,8 +193,10 @@ sub proc_sample {
     my $sr = slurp("/proc/$pid/smaps_rollup") // '';
     my ($rss) = $sr =~ /^Rss:\s+(\d+) kB/m;
     my ($pss) = $sr =~ /^Pss:\s+(\d+) kB/m;
+    my ($anon) = $sr =~ /^Anonymous:\s+(\d+) kB/m;
     ($rss) = $st =~ /^VmRSS:\s+(\d+) kB/m unless defined $rss;
-    return { pid => $pid, fds => $fds, threads => $thr // 0, rss => $rss // 0, pss => $pss // 0 };
+    return { pid => $pid, fds => $fds, threads => $thr // 0, rss => $rss // 0, pss => $pss // 0,
+        anon => $anon // 0 };
 }
 
 # Socket inodes of a process.
@@ -615,6 +618,10 @@ sub classify {
                 && in($f->{t}, $e->{t0}, $e->{t0} + 3) && ($f->{conn_t0} // 1e12) <= $e->{t0};
         }
         elsif ($e->{type} eq 'restart') {
+            # in flight at the signal: cut whenever the old generation is
+            # made to exit (stock reclaims it before it starts the new one,
+            # ours lets it finish for some seconds); Timeout bounds it
+            return 'restart' if $f->{req_t0} <= $e->{t0} && in($f->{t}, $e->{t0}, $e->{t0} + 20);
             return 'restart' if in($f->{t}, $e->{t0}, $e->{t1} + 5) && $f->{req_t0} <= $e->{t1} + 1;
         }
         elsif ($e->{type} eq 'gstop') {
@@ -746,20 +753,34 @@ my $warm = $DUR * $WARM_FRAC;
 my @post = grep { $_->{t} >= $warm && $_->{t} <= $DUR } @SAMPLES;
 my %SLOPE;
 {
-    my (@pfd, @ppss, @cpss, @tpss, @tfd, @cfd, @thr, @crss);
+    my (@pfd, @ppss, @cpss, @tpss, @tfd, @cfd, @thr, @crss, @canon);
     # The parent is only comparable within one parent process (graceful-stop
     # starts a new one); fit per parent pid and keep the longest.
-    my %byparent;
+    # A parent's memory steps up once, at its first restart (the second
+    # configuration pass), and is flat after: its fit starts 5 s after the
+    # first graceful or restart of its life.
+    my (%byparent, %pstart, %pcut);
+    for my $smp (@SAMPLES) {
+        my ($par) = grep { $_->{role} eq 'parent' } @{ $smp->{procs} };
+        $pstart{$par->{pid}} //= $smp->{t} if $par;
+    }
+    for my $pp (keys %pstart) {
+        my ($e) = grep { ($_->{type} eq 'graceful' || $_->{type} eq 'restart')
+            && $_->{t0} - $T0 > $pstart{$pp} } @EVENTS;
+        $pcut{$pp} = $e ? $e->{t1} - $T0 + 5 : 1e9;
+    }
     for my $smp (@post) {
         my ($par) = grep { $_->{role} eq 'parent' } @{ $smp->{procs} };
         my @ch = grep { $_->{role} eq 'child' } @{ $smp->{procs} };
         next unless $par;
-        push @{ $byparent{$par->{pid}} }, [$smp->{t} / 60, $par->{fds}, $par->{pss}];
+        push @{ $byparent{$par->{pid}} }, [$smp->{t} / 60, $par->{fds}, $par->{pss}, $par->{rss}, $par->{anon}]
+            if $smp->{t} >= $pcut{$par->{pid}};
         push @tpss, [$smp->{t} / 60, sum(map { $_->{pss} } @{ $smp->{procs} })];
         push @tfd, [$smp->{t} / 60, sum(map { $_->{fds} } @{ $smp->{procs} })];
         if (@ch) {
             push @cpss, [$smp->{t} / 60, sum(map { $_->{pss} } @ch) / @ch];
             push @crss, [$smp->{t} / 60, sum(map { $_->{rss} } @ch) / @ch];
+            push @canon, [$smp->{t} / 60, sum(map { $_->{anon} } @ch) / @ch];
             push @cfd, [$smp->{t} / 60, sum(map { $_->{fds} } @ch) / @ch];
             push @thr, [$smp->{t} / 60, sum(map { $_->{threads} } @ch) / @ch];
         }
@@ -768,15 +789,20 @@ my %SLOPE;
     my @pp = $longest ? @{ $byparent{$longest} } : ();
     my ($s1, $m1) = fit(map { [$_->[0], $_->[1]] } @pp);
     my ($s2, $m2) = fit(map { [$_->[0], $_->[2]] } @pp);
+    my ($s3, $m3) = fit(map { [$_->[0], $_->[3]] } @pp);
+    my ($s4, $m4) = fit(map { [$_->[0], $_->[4]] } @pp);
     my $span = @pp ? $pp[-1][0] - $pp[0][0] : 0;
     $SLOPE{parent} = { pid => $longest, samples => scalar @pp, minutes => $span,
         fd_slope_per_min => $s1, fd_mean => $m1, fd_min => @pp ? min(map { $_->[1] } @pp) : undef,
         fd_max => @pp ? max(map { $_->[1] } @pp) : undef,
         pss_kib_per_min => $s2, pss_mean_kib => $m2,
+        rss_kib_per_min => $s3, rss_mean_kib => $m3,
+        anon_kib_per_min => $s4, anon_mean_kib => $m4,
         parents => scalar keys %byparent };
     my @f;
     @f = fit(@cpss); $SLOPE{child_mean_pss} = { kib_per_min => $f[0], mean_kib => $f[1] };
     @f = fit(@crss); $SLOPE{child_mean_rss} = { kib_per_min => $f[0], mean_kib => $f[1] };
+    @f = fit(@canon); $SLOPE{child_mean_anon} = { kib_per_min => $f[0], mean_kib => $f[1] };
     @f = fit(@tpss); $SLOPE{total_pss} = { kib_per_min => $f[0], mean_kib => $f[1] };
     @f = fit(@tfd);  $SLOPE{total_fds} = { per_min => $f[0], mean => $f[1] };
     @f = fit(@cfd);  $SLOPE{child_mean_fds} = { per_min => $f[0], mean => $f[1] };
@@ -830,7 +856,7 @@ crit('idle child descriptors back to a fresh child\'s',
     defined $cfmax && defined $BASE_CHILD_FDS && $cfmax <= $BASE_CHILD_FDS + $BOUND{child_idle_fd_extra},
     sprintf('end %s, fresh %s (+%d allowed)', join(',', @{ $END{child_fds} // [] }) || 'none',
         $BASE_CHILD_FDS // '?', $BOUND{child_idle_fd_extra}));
-for my $m (['parent_pss_kib_min', $P->{pss_kib_per_min}, 'parent PSS'],
+for my $m (['parent_rss_kib_min', $P->{rss_kib_per_min}, 'parent RSS'],
            ['child_pss_kib_min', $SLOPE{child_mean_pss}{kib_per_min}, 'mean worker-child PSS'],
            ['total_pss_kib_min', $SLOPE{total_pss}{kib_per_min}, 'total PSS']) {
     my $txt = sprintf('%s KiB/min (bound %d)', defined $m->[1] ? sprintf('%.1f', $m->[1]) : '?', $BOUND{$m->[0]});
@@ -905,6 +931,8 @@ for my $t (sort keys %TOOL) {
 $md .= "\n| resource (after warm-up) | value |\n|---|---|\n";
 $md .= sprintf "| parent descriptors | %s-%s, slope %s/min |\n", $P->{fd_min} // '?', $P->{fd_max} // '?', $fmt->($P->{fd_slope_per_min}, 2);
 $md .= sprintf "| parent PSS | mean %s KiB, slope %s KiB/min |\n", $fmt->($P->{pss_mean_kib}, 0), $fmt->($P->{pss_kib_per_min});
+$md .= sprintf "| parent RSS / anonymous | mean %s / %s KiB, slope %s / %s KiB/min |\n", $fmt->($P->{rss_mean_kib}, 0), $fmt->($P->{anon_mean_kib}, 0), $fmt->($P->{rss_kib_per_min}), $fmt->($P->{anon_kib_per_min});
+$md .= sprintf "| worker child anonymous memory (mean) | mean %s KiB, slope %s KiB/min |\n", $fmt->($SLOPE{child_mean_anon}{mean_kib}, 0), $fmt->($SLOPE{child_mean_anon}{kib_per_min});
 $md .= sprintf "| worker child PSS (mean over children) | mean %s KiB, slope %s KiB/min |\n", $fmt->($SLOPE{child_mean_pss}{mean_kib}, 0), $fmt->($SLOPE{child_mean_pss}{kib_per_min});
 $md .= sprintf "| worker child RSS (mean over children) | mean %s KiB, slope %s KiB/min |\n", $fmt->($SLOPE{child_mean_rss}{mean_kib}, 0), $fmt->($SLOPE{child_mean_rss}{kib_per_min});
 $md .= sprintf "| per-child PSS slope over its own life (%d children) | median %s, max %s KiB/min |\n", $SLOPE{per_child_pss}{children}, $fmt->($SLOPE{per_child_pss}{median_kib_per_min}), $fmt->($SLOPE{per_child_pss}{max_kib_per_min});
