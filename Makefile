@@ -15,6 +15,8 @@
 #                     report fails (make sanitize-server-tsan: TSan, build/tsan/)
 #   make fault-shim   t/fault/faultinj.so (LD_PRELOAD fault injection; make test builds it)
 #   make bench        benchmarks (bench/run; never part of make test)
+#   make soak         soak harness, SOAK_S seconds (default 600), SOAK_MPM=stock
+#                     for the stock event MPM (soak/; never part of make test)
 #   ITESTS="server/graceful.t apache"  selects integration tests
 #   make install      install the stripped module and mods-available/mpm_event2.{load,conf}
 #                     (does not enable it; DESTDIR=... for a staging tree)
@@ -52,7 +54,7 @@ MODS_ENABLED   = /etc/apache2/mods-enabled
 # Debian packages the build and the tests need.
 DEPS_PKGS = apache2 apache2-dev apache2-utils libapache2-mod-perl2 \
             libwww-perl perl curl gcc libc6-dev make passwd \
-            strace openssl libio-socket-ssl-perl nghttp2-client haproxy
+            strace openssl libio-socket-ssl-perl nghttp2-client haproxy wrk
 
 # What make deb and make test-deb need (dh_apache2 comes with apache2-dev;
 # readelf, for the stripped check, with binutils).
@@ -72,8 +74,8 @@ STOCK_SO  = /usr/lib/apache2/modules/mod_mpm_event.so
 STOCK_SYM = mpm_event_module
 
 .PHONY: all deps run test test-unit test-integration test-stock sanitize \
-        fuzz sanitize-server sanitize-server-tsan bench install uninstall \
-        deb deb-deps test-deb lint-deb fault-shim clean
+        fuzz sanitize-server sanitize-server-tsan bench soak install \
+        uninstall deb deb-deps test-deb lint-deb fault-shim clean
 
 all: $(MODULE)
 
@@ -192,6 +194,14 @@ sanitize-server-tsan: deps build/tsan/mod_mpm_event2.so build/tsan/mod_ev2_canar
 # make test or .ci/run.
 bench: deps all
 	bash bench/run
+
+# Soak: mixed checked traffic, admin events and resource samples against one
+# server; writes build/soak/$(SOAK_MPM)/{summary.json,report.md}.  Exits
+# non-zero on an unexplained failure or a failed criterion.
+SOAK_S   ?= 600
+SOAK_MPM ?= ours
+soak: deps all
+	SOAK_S=$(SOAK_S) SOAK_MPM=$(SOAK_MPM) timeout -k 10 $$(( $(SOAK_S) + 300 )) perl soak/soak.pl
 
 # Refuses to overwrite files of the Debian package (use dpkg -r for those).
 install: all

@@ -126,6 +126,10 @@ tar -C "$tdir" --exclude=./unit --exclude=./logs --exclude=./conf/httpd.conf \
     --exclude=./conf/apache_test_config.pm --exclude=./conf/extra.conf \
     -cf - . | tar -C "$work/t" -xf -
 cp "$mpm_so" "$work/lib/"
+# The soak harness, for server/soak_short.t (it finds t/lib as ../t/lib).
+if [ -d "$top/soak" ]; then
+    tar -C "$top" -cf - soak | tar -C "$work" -xf -
+fi
 so="$work/lib/$(basename "$mpm_so")"
 # The shipped MPM settings, for tests that run with them.
 cp "$top/mpm_event2.conf" "$work/"
