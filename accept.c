@@ -85,7 +85,7 @@ void ev2_accepting_set(ev2_listener_t *l, ev2_accept_mode_e mode,
         l->failure_logged = 0;
     }
     l->mode = mode;
-    apr_atomic_set32(&ev2_child->accepting_off, mode != EV2_ACCEPTING);
+    apr_atomic_set32(&ev2_child->accept_mode, mode);
     ev2_status_accepting(mode);
 }
 

@@ -167,7 +167,7 @@ static apr_status_t conn_cleanup(void *baton)
         ev2_fdq_interrupt_all(ev2_child->fdq);
         ev2_wake_listener();
     }
-    else if (apr_atomic_read32(&ev2_child->accepting_off)) {
+    else if (apr_atomic_read32(&ev2_child->accept_mode) != EV2_ACCEPTING) {
         ev2_wake_listener();
     }
     return APR_SUCCESS;

@@ -243,7 +243,8 @@ typedef struct {
     apr_uint32_t conns;         /* accepted and not yet closed */
     apr_uint32_t lingering;     /* of those, in lingering close */
     apr_uint32_t suspended;
-    apr_uint32_t accepting_off; /* listening sockets out of the epoll set */
+    apr_uint32_t accept_mode;   /* ev2_accept_mode_e (the listener sets
+                                 * it): why the child does not accept */
     apr_uint32_t stop_mode;     /* ev2_stop_mode_e */
     apr_uint32_t live_workers;
     apr_uint32_t listener_done;

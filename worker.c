@@ -27,7 +27,7 @@ void ev2_set_busy(ev2_worker_t *w, ev2_conn_t *cs)
 void ev2_worker_went_idle(void *arg)
 {
     (void)arg;
-    if (apr_atomic_read32(&ev2_child->accepting_off)) {
+    if (apr_atomic_read32(&ev2_child->accept_mode) == EV2_OFF_NO_WORKER) {
         ev2_wake_listener();
     }
 }
