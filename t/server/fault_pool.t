@@ -6,9 +6,8 @@
 #   At child start, for the 1st, 2nd and 3rd pool the child creates
 #   (child_main's pchild, setup_runtime's runtime pool, conn_root): the
 #   child must log and exit cleanly, be replaced, and the server serve.
-#     Known finding F4 (TODO until fixed; EV2_FAULT_STRICT=1 makes it
-#     fail): the first two results are not checked, the child dies of
-#     SIGSEGV in apr_pool_tag().
+#     Finding F4 (fixed): the first two results were not checked, the
+#     child died of SIGSEGV in apr_pool_tag().
 #   While accepting (new_conn_pool): the child must not retry in a busy
 #     loop, must log the condition, and must serve the waiting clients once
 #     it clears.
@@ -54,13 +53,10 @@ for my $after (0 .. 2) {
     sleep 1.5;
     $f->off;
     is($f->count_ok(5), 5, "$what: the other child serves");
-    {
-        local $TODO = $after < 2 ? Ev2Fault::todo('F4: unchecked apr_pool_create') : undef;
-        is($f->log_count(qr/exit signal|Segmentation fault/, $mark), 0,
-           "$what: the child exits without crashing");
-        ok($f->log_count(qr/EV2\d+.*(pool|memory)|Cannot allocate memory/, $mark) >= 1,
-           "$what: the failure is logged");
-    }
+    is($f->log_count(qr/exit signal|Segmentation fault/, $mark), 0,
+       "$what: the child exits without crashing");
+    ok($f->log_count(qr/EV2\d+.*(pool|memory)|Cannot allocate memory/, $mark) >= 1,
+       "$what: the failure is logged");
     ok($s->wait_for(sub { @kids = $s->child_pids; @kids == 2 }, 20),
        "$what: two children again: @kids");
     ok(Ev2Server::alive($other), "$what: child $other was left alone");
