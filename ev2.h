@@ -91,6 +91,10 @@ typedef struct {
     int total_daemons;          /* all live children */
     int *idle_spawn_rate;       /* per bucket */
     int sick_child_detected;
+    /* A child of this generation had every worker running (sticky until
+     * the next generation): a sick child after that is not a server that
+     * cannot start. */
+    int had_healthy_child;
     int maxworkers_reported;
     int near_maxworkers_reported;
     int scoreboard_full_reported;
@@ -141,6 +145,7 @@ void ev2_uncount_child(int slot);
 
 void ev2_maintain(int bucket);
 void ev2_maint_waiting_for_slots(void);
+void ev2_note_healthy_child(int slot);
 
 /* ---- what the fdqueue and the epoll set carry ---- */
 
