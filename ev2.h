@@ -22,7 +22,8 @@
  * listener may already hand the connection on.
  *
  * Lock order: child->qlock, then child->busy_lock.  Neither is held while
- * calling into httpd hooks or filters.  The fdqueue has its own lock.
+ * calling into httpd hooks or filters.  The fdqueue and the poller have
+ * locks of their own, taken last.
  */
 
 #ifndef EV2_H
@@ -240,8 +241,13 @@ typedef struct {
     apr_thread_mutex_t *busy_lock;
     ev2_conn_t **busy;
 
+    /* The poller's wake-up fallback signal (0: none); set before the
+     * threads start. */
+    int wake_sig;
+
     /* Atomics, any thread. */
     apr_uint32_t wake_pending;  /* a wake-up of the listener is in flight */
+    apr_uint32_t wake_failed_logged; /* a refused wake-up was logged */
     apr_uint32_t conns;         /* accepted and not yet closed */
     apr_uint32_t lingering;     /* of those, in lingering close */
     apr_uint32_t suspended;
