@@ -241,6 +241,9 @@ static void setup_runtime(int slot, int bucket)
                                       ch->pool)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&ch->busy_lock,
                                          APR_THREAD_MUTEX_DEFAULT,
+                                         ch->pool)) != APR_SUCCESS
+        || (rv = apr_thread_mutex_create(&ch->status_lock,
+                                         APR_THREAD_MUTEX_DEFAULT,
                                          ch->pool)) != APR_SUCCESS) {
         child_fatal(APLOGNO(03102) "creation of the timeout mutex failed.",
                     rv);
@@ -463,8 +466,11 @@ void ev2_child_main(int slot, int bucket)
     if ((rv = ev2_listener_create(&l, ev2_child->pool)) != APR_SUCCESS) {
         child_fatal(EV2LOG(070) "could not set up the listener", rv);
     }
-    start_threads(l);
+    /* Before the threads start, so that their queries (ap_mpm_query in a
+     * worker) are ordered after it by the thread creation: after it, a
+     * request served in the child's first moments raced with the write. */
     ev2_retained->mpm->mpm_state = AP_MPMQ_RUNNING;
+    start_threads(l);
 
     wait_for_stop();
 

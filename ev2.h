@@ -22,8 +22,10 @@
  * listener may already hand the connection on.
  *
  * Lock order: child->qlock, then child->busy_lock.  Neither is held while
- * calling into httpd hooks or filters.  The fdqueue and the poller have
- * locks of their own, taken last.
+ * calling into httpd hooks or filters.  child->status_lock comes after
+ * both: it may be taken with either held (or none), and nothing else is
+ * taken or called while it is held.  The fdqueue and the poller have
+ * locks of their own, also taken last.
  */
 
 #ifndef EV2_H
@@ -241,6 +243,11 @@ typedef struct {
     apr_thread_mutex_t *busy_lock;
     ev2_conn_t **busy;
 
+    /* status_lock makes ev2_status_conns() one step: reading the counts
+     * below and writing them into the scoreboard, so that a thread that
+     * read them earlier cannot write its older snapshot last. */
+    apr_thread_mutex_t *status_lock;
+
     /* The poller's wake-up fallback signal (0: none); set before the
      * threads start. */
     int wake_sig;
@@ -291,7 +298,7 @@ static inline int ev2_os_sock(apr_socket_t *s)
 /* ---- our scoreboard slot (status.c) ---- */
 
 void ev2_status_queues(void);           /* caller holds qlock */
-void ev2_status_conns(void);
+void ev2_status_conns(void);            /* takes status_lock */
 void ev2_status_accepting(int on);
 void ev2_status_quiescing(void);
 void ev2_status_worker(int tid, int status);
