@@ -46,11 +46,61 @@ apr_time_t ev2_now(void)
 }
 
 /* Wake the listener from ev2_poller_wait(); coalesced, so a burst of
- * callers costs one write() to the poller's eventfd. */
+ * callers costs one write() to the poller's eventfd.  Should the eventfd
+ * refuse it, the poller has sent the listener wake_sig instead; the next
+ * caller then tries again rather than counting on a wake-up in flight. */
 void ev2_wake_listener(void)
 {
-    if (apr_atomic_cas32(&ev2_child->wake_pending, 1, 0) == 0) {
-        ev2_poller_wakeup(ev2_child->poller);
+    apr_status_t rv;
+
+    if (apr_atomic_cas32(&ev2_child->wake_pending, 1, 0) != 0) {
+        return;
+    }
+    rv = ev2_poller_wakeup(ev2_child->poller);
+    if (rv == APR_SUCCESS) {
+        return;
+    }
+    apr_atomic_set32(&ev2_child->wake_pending, 0);
+    if (apr_atomic_cas32(&ev2_child->wake_failed_logged, 1, 0) != 0) {
+        return;
+    }
+    if (ev2_child->wake_sig) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, ap_server_conf, EV2LOG(091)
+                     "could not wake the listener through its eventfd; "
+                     "waking it with signal %d instead (logged once per "
+                     "child)", ev2_child->wake_sig);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, ap_server_conf, EV2LOG(091)
+                     "could not wake the listener through its eventfd, "
+                     "and no signal is free to do it: timeouts and stops "
+                     "may be seen late (logged once per child)");
+    }
+}
+
+/* The signal for the poller's wake-up fallback: the highest real-time
+ * signal that nothing in this process has claimed.  httpd and APR use
+ * none (their signals are the classic ones: TERM, HUP, USR1, WINCH, PIPE,
+ * CHLD, ALRM, XCPU, XFSZ and the fatal ones); glibc keeps its own below
+ * SIGRTMIN.  Tried from the top, as a debugger or valgrind may refuse
+ * one.  Every thread of the child already blocks it (it blocks all
+ * asynchronous signals before child_init), and only the listener is ever
+ * sent it. */
+static void set_wake_signal(ev2_poller_t *poller)
+{
+    int sig;
+
+    for (sig = SIGRTMAX; sig >= SIGRTMIN; sig--) {
+        struct sigaction old;
+
+        if (sigaction(sig, NULL, &old) != 0
+            || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL) {
+            continue;
+        }
+        if (ev2_poller_wake_signal(poller, sig) == APR_SUCCESS) {
+            ev2_child->wake_sig = sig;
+            return;
+        }
     }
 }
 
@@ -191,6 +241,9 @@ static void setup_runtime(int slot, int bucket)
                                       ch->pool)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&ch->busy_lock,
                                          APR_THREAD_MUTEX_DEFAULT,
+                                         ch->pool)) != APR_SUCCESS
+        || (rv = apr_thread_mutex_create(&ch->status_lock,
+                                         APR_THREAD_MUTEX_DEFAULT,
                                          ch->pool)) != APR_SUCCESS) {
         child_fatal(APLOGNO(03102) "creation of the timeout mutex failed.",
                     rv);
@@ -205,6 +258,7 @@ static void setup_runtime(int slot, int bucket)
         child_fatal(APLOGNO(03103) "apr_pollset_create with Thread Safety "
                     "failed.", rv);
     }
+    set_wake_signal(ch->poller);
     ch->timers = ev2_theap_create(ch->pool);
     ch->sleep_until = EV2_NO_DEADLINE;
     ch->busy = apr_pcalloc(ch->pool,
@@ -262,6 +316,9 @@ static void join_threads(void)
     int i;
 
     if (ev2_child->listener) {
+        /* Workers may still wake it (their connections close): no signal
+         * may go to a thread that is gone. */
+        ev2_poller_forget_waiter(ev2_child->poller);
         apr_thread_join(&rv, ev2_child->listener);
     }
     for (i = 0; i < ev2_cfg.threads_per_child; i++) {
@@ -409,8 +466,11 @@ void ev2_child_main(int slot, int bucket)
     if ((rv = ev2_listener_create(&l, ev2_child->pool)) != APR_SUCCESS) {
         child_fatal(EV2LOG(070) "could not set up the listener", rv);
     }
-    start_threads(l);
+    /* Before the threads start, so that their queries (ap_mpm_query in a
+     * worker) are ordered after it by the thread creation: after it, a
+     * request served in the child's first moments raced with the write. */
     ev2_retained->mpm->mpm_state = AP_MPMQ_RUNNING;
+    start_threads(l);
 
     wait_for_stop();
 

@@ -22,7 +22,10 @@
  * listener may already hand the connection on.
  *
  * Lock order: child->qlock, then child->busy_lock.  Neither is held while
- * calling into httpd hooks or filters.  The fdqueue has its own lock.
+ * calling into httpd hooks or filters.  child->status_lock comes after
+ * both: it may be taken with either held (or none), and nothing else is
+ * taken or called while it is held.  The fdqueue and the poller have
+ * locks of their own, also taken last.
  */
 
 #ifndef EV2_H
@@ -91,6 +94,10 @@ typedef struct {
     int total_daemons;          /* all live children */
     int *idle_spawn_rate;       /* per bucket */
     int sick_child_detected;
+    /* A child of this generation had every worker running (sticky until
+     * the next generation): a sick child after that is not a server that
+     * cannot start. */
+    int had_healthy_child;
     int maxworkers_reported;
     int near_maxworkers_reported;
     int scoreboard_full_reported;
@@ -144,6 +151,7 @@ void ev2_uncount_child(int slot);
 
 void ev2_maintain(int bucket);
 void ev2_maint_waiting_for_slots(void);
+void ev2_note_healthy_child(int slot);
 
 /* ---- what the fdqueue and the epoll set carry ---- */
 
@@ -238,8 +246,18 @@ typedef struct {
     apr_thread_mutex_t *busy_lock;
     ev2_conn_t **busy;
 
+    /* status_lock makes ev2_status_conns() one step: reading the counts
+     * below and writing them into the scoreboard, so that a thread that
+     * read them earlier cannot write its older snapshot last. */
+    apr_thread_mutex_t *status_lock;
+
+    /* The poller's wake-up fallback signal (0: none); set before the
+     * threads start. */
+    int wake_sig;
+
     /* Atomics, any thread. */
     apr_uint32_t wake_pending;  /* a wake-up of the listener is in flight */
+    apr_uint32_t wake_failed_logged; /* a refused wake-up was logged */
     apr_uint32_t conns;         /* accepted and not yet closed */
     apr_uint32_t lingering;     /* of those, in lingering close */
     apr_uint32_t suspended;
@@ -311,7 +329,7 @@ void ev2_status_room_closed(int n);
 int ev2_status_hook(request_rec *r, int flags);
 
 void ev2_status_queues(void);           /* caller holds qlock */
-void ev2_status_conns(void);
+void ev2_status_conns(void);            /* takes status_lock */
 void ev2_status_accepting(ev2_accept_mode_e mode);
 int ev2_status_other_accepting(int *not_accepting);
 void ev2_status_quiescing(void);

@@ -38,6 +38,7 @@ static void maint_scan(int bucket, ev2_maint_in_t *in, int *free_slots)
             continue;
         }
         last_used = i;
+        ev2_note_healthy_child(i);
         if (ps->quiescing == 1) {
             /* It told us it stopped accepting: it no longer counts
              * against MaxRequestWorkers. */
@@ -61,6 +62,28 @@ static void maint_scan(int bucket, ev2_maint_in_t *in, int *free_slots)
     if (last_used + 1 > ev2_retained->max_daemon_used) {
         ev2_retained->max_daemon_used = last_used + 1;
     }
+}
+
+/* Whether slot holds a child of this generation with every worker
+ * running (ready, busy or idle; not starting, stopping or gone), as stock
+ * judges it: then the generation has had a healthy child, and stays so. */
+void ev2_note_healthy_child(int slot)
+{
+    process_score *ps = ap_get_scoreboard_process(slot);
+    int j;
+
+    if (ev2_retained->had_healthy_child || !ps->pid
+        || ps->generation != ev2_retained->mpm->my_generation) {
+        return;
+    }
+    for (j = 0; j < ev2_cfg.threads_per_child; j++) {
+        int status = ap_get_scoreboard_worker_from_indexes(slot, j)->status;
+
+        if (status < SERVER_READY || status >= SERVER_GRACEFUL) {
+            return;
+        }
+    }
+    ev2_retained->had_healthy_child = 1;
 }
 
 /* Once per generation (stock: at every maintenance pass while it lasts).

@@ -204,6 +204,13 @@ static void child_reaped(int slot, apr_proc_t *pid, apr_exit_why_e exitwhy,
         child_exited(slot, pid->pid, gen);
         return;
     }
+    if (is_current && ap_get_scoreboard_process(slot)->quiescing) {
+        /* It drained before it exited: its listener, the last thread a
+         * child creates, ran its loop, so the child had initialized, even
+         * if no maintenance pass saw all its workers running (one fell
+         * sick within a second of its start). */
+        ev2_retained->had_healthy_child = 1;
+    }
     child_exited(slot, pid->pid, gen);
     if (processed == APEXIT_CHILDSICK) {
         ev2_retained->sick_child_detected = 1;
@@ -254,26 +261,22 @@ static void other_reaped(apr_proc_t *pid, int status)
     }
 }
 
-/* After children failed for lack of resources, wait until one of this
- * generation is healthy (a worker ready) before spawning more.  Returns 0
- * when the server must give up: no child could start at all. */
+/* After a child exited sick (a resource shortage or another failure),
+ * keep going if a child of this generation was ever healthy (maintenance
+ * notes it, and the note is sticky, as stock's): the failure is taken for
+ * a transient one and the child is replaced at the slow spawn rate.  Wait
+ * while children of the generation still start.  Returns 0 when the
+ * server must give up: no child ever initialized and none is left. */
 static int sick_children_settled(void)
 {
-    int i, j;
+    int i;
 
     for (i = 0; i < ev2_retained->max_daemon_used; i++) {
-        process_score *ps = ap_get_scoreboard_process(i);
-
-        if (!ps->pid || ps->generation != ev2_retained->mpm->my_generation) {
-            continue;
-        }
-        for (j = 0; j < ev2_cfg.threads_per_child; j++) {
-            if (ap_get_scoreboard_worker_from_indexes(i, j)->status
-                == SERVER_READY) {
-                ev2_retained->sick_child_detected = 0;
-                return 1;
-            }
-        }
+        ev2_note_healthy_child(i);
+    }
+    if (ev2_retained->had_healthy_child) {
+        ev2_retained->sick_child_detected = 0;
+        return 1;
     }
     if (ev2_retained->total_daemons == 0) {
         ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
@@ -405,6 +408,7 @@ static int prepare_generation(apr_pool_t *pconf, server_rec *s)
     }
     ap_log_pid(pconf, ap_pid_fname);
     ap_unixd_mpm_set_signals(pconf, ev2_one_process);
+    r->had_healthy_child = 0;
     r->maxworkers_reported = 0;
     r->near_maxworkers_reported = 0;
     r->scoreboard_full_reported = 0;

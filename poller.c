@@ -5,6 +5,9 @@
  */
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -19,7 +22,43 @@ struct ev2_poller_t {
     unsigned int max_events;
     struct epoll_event *raw;
     ev2_poll_event_t *out;
+
+    /* The signal fallback (0: none).  wait_mask is the waiter's signal
+     * mask without wake_sig, used during its waits (waiter only). */
+    int wake_sig;
+    int mask_ready;
+    sigset_t wait_mask;
+    /* waiter_lock guards the rest: which thread waits, and a wake-up
+     * that came before any thread waited. */
+    pthread_mutex_t waiter_lock;
+    int lock_made;
+    pthread_t waiter;
+    int has_waiter;
+    int wake_missed;
 };
+
+/* ThreadSanitizer does not know that the kernel orders an
+ * epoll_ctl(MOD) before the event it enables (gcc 12's runtime orders
+ * only an ADD before a later epoll_wait), so the owner's writes before
+ * re-arming a one-shot pollee and the waiter's reads after its event
+ * look unordered.  Tell it, per pollee: release at every (re)arm or add,
+ * acquire when its event is reported.  Nothing in other builds. */
+#if defined(__SANITIZE_THREAD__)
+#define EV2_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define EV2_TSAN 1
+#endif
+#endif
+#ifdef EV2_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define ev2_hb_release(p) __tsan_release(p)
+#define ev2_hb_acquire(p) __tsan_acquire(p)
+#else
+#define ev2_hb_release(p) ((void)(p))
+#define ev2_hb_acquire(p) ((void)(p))
+#endif
 
 /* The eventfd's epoll data: no pollee has this address. */
 static char wake_tag;
@@ -35,6 +74,10 @@ static apr_status_t poller_cleanup(void *data)
         close(ps->wakefd);
     }
     ps->epfd = ps->wakefd = -1;
+    if (ps->lock_made) {
+        pthread_mutex_destroy(&ps->waiter_lock);
+        ps->lock_made = 0;
+    }
     return APR_SUCCESS;
 }
 
@@ -56,6 +99,8 @@ apr_status_t ev2_poller_create(ev2_poller_t **pp, unsigned int max_events,
         return APR_EINVAL;
     }
     ps->max_events = max_events;
+    pthread_mutex_init(&ps->waiter_lock, NULL);
+    ps->lock_made = 1;
     ps->raw = apr_pcalloc(p, max_events * sizeof(*ps->raw));
     ps->out = apr_pcalloc(p, max_events * sizeof(*ps->out));
     ps->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -120,6 +165,7 @@ static apr_status_t set_events(ev2_poller_t *ps, ev2_pollee_t *pe,
 
     ev.events = e;
     ev.data.ptr = pe;
+    ev2_hb_release(pe);
     if (epoll_ctl(ps->epfd, op, pe->fd, &ev) != 0) {
         if (op == EPOLL_CTL_MOD && errno == ENOENT) {
             op = EPOLL_CTL_ADD;
@@ -165,6 +211,55 @@ apr_status_t ev2_poller_arm(ev2_poller_t *ps, ev2_pollee_t *pe,
     return set_events(ps, pe, to_epoll(events) | EPOLLONESHOT);
 }
 
+static void wake_signal_handler(int sig)
+{
+    (void)sig;                  /* its only job: EINTR out of the wait */
+}
+
+apr_status_t ev2_poller_wake_signal(ev2_poller_t *ps, int sig)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = wake_signal_handler;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0) {
+        return errno;
+    }
+    ps->wake_sig = sig;
+    return APR_SUCCESS;
+}
+
+void ev2_poller_forget_waiter(ev2_poller_t *ps)
+{
+    pthread_mutex_lock(&ps->waiter_lock);
+    ps->has_waiter = 0;
+    pthread_mutex_unlock(&ps->waiter_lock);
+}
+
+/* The waiter's first wait with the fallback on: keep wake_sig blocked
+ * outside the waits, and become the thread it is sent to.  Returns
+ * nonzero if a wake-up came before (it was not sent to anybody). */
+static int become_waiter(ev2_poller_t *ps)
+{
+    sigset_t sig, old;
+    int missed;
+
+    sigemptyset(&sig);
+    sigaddset(&sig, ps->wake_sig);
+    pthread_sigmask(SIG_BLOCK, &sig, &old);
+    ps->wait_mask = old;
+    sigdelset(&ps->wait_mask, ps->wake_sig);
+    ps->mask_ready = 1;
+    pthread_mutex_lock(&ps->waiter_lock);
+    ps->waiter = pthread_self();
+    ps->has_waiter = 1;
+    missed = ps->wake_missed;
+    ps->wake_missed = 0;
+    pthread_mutex_unlock(&ps->waiter_lock);
+    return missed;
+}
+
 apr_status_t ev2_poller_wait(ev2_poller_t *ps, apr_interval_time_t timeout,
                              int *n, const ev2_poll_event_t **out)
 {
@@ -181,7 +276,17 @@ apr_status_t ev2_poller_wait(ev2_poller_t *ps, apr_interval_time_t timeout,
     }
     *n = 0;
     *out = ps->out;
-    got = epoll_wait(ps->epfd, ps->raw, (int)ps->max_events, ms);
+    if (!ps->wake_sig) {
+        got = epoll_wait(ps->epfd, ps->raw, (int)ps->max_events, ms);
+    }
+    else if (!ps->mask_ready && become_waiter(ps)) {
+        return APR_EINTR;
+    }
+    else {
+        /* wake_sig, if sent (or pending since), interrupts only this. */
+        got = epoll_pwait(ps->epfd, ps->raw, (int)ps->max_events, ms,
+                          &ps->wait_mask);
+    }
     if (got < 0) {
         return errno == EINTR ? APR_EINTR : errno;
     }
@@ -202,6 +307,7 @@ apr_status_t ev2_poller_wait(ev2_poller_t *ps, apr_interval_time_t timeout,
             woken = 1;
             continue;
         }
+        ev2_hb_acquire(pe);
         ps->out[k].data = pe->data;
         ps->out[k].events = from_epoll(ps->raw[i].events);
         k++;
@@ -210,11 +316,25 @@ apr_status_t ev2_poller_wait(ev2_poller_t *ps, apr_interval_time_t timeout,
     return (k == 0 && woken) ? APR_EINTR : APR_SUCCESS;
 }
 
-void ev2_poller_wakeup(ev2_poller_t *ps)
+apr_status_t ev2_poller_wakeup(ev2_poller_t *ps)
 {
     uint64_t one = 1;
+    apr_status_t rv;
 
-    if (write(ps->wakefd, &one, sizeof(one)) < 0) {
+    if (write(ps->wakefd, &one, sizeof(one)) >= 0 || errno == EAGAIN) {
         /* EAGAIN: the counter is saturated, so a wake-up is pending. */
+        return APR_SUCCESS;
     }
+    rv = errno;
+    if (ps->wake_sig) {
+        pthread_mutex_lock(&ps->waiter_lock);
+        if (ps->has_waiter) {
+            pthread_kill(ps->waiter, ps->wake_sig);
+        }
+        else {
+            ps->wake_missed = 1;
+        }
+        pthread_mutex_unlock(&ps->waiter_lock);
+    }
+    return rv;
 }

@@ -18,7 +18,10 @@
  * ev2_poller_remove() takes either kind out of the set.
  *
  * ev2_poller_wakeup() makes a concurrent or the next ev2_poller_wait()
- * return early (an eventfd, drained by the waiter).
+ * return early (an eventfd, drained by the waiter).  Should the eventfd
+ * refuse a wake-up, a signal set with ev2_poller_wake_signal() is sent to
+ * the waiting thread instead: the waiter keeps it blocked except inside
+ * epoll_pwait(), so it is never lost, only delivered at the next wait.
  *
  * Threads: ev2_poller_wait() belongs to one thread.  add, arm, remove and
  * wakeup may be called from any thread (epoll_ctl is thread-safe), but a
@@ -74,6 +77,21 @@ apr_status_t ev2_poller_remove(ev2_poller_t *ps, ev2_pollee_t *pe);
 apr_status_t ev2_poller_wait(ev2_poller_t *ps, apr_interval_time_t timeout,
                              int *n, const ev2_poll_event_t **out);
 
-void ev2_poller_wakeup(ev2_poller_t *ps);
+/* APR_SUCCESS when the eventfd took the wake-up (or already held one).
+ * Otherwise the write's error, after the signal fallback was used (if
+ * set, and once a thread has waited; a wake-up before that makes the
+ * first wait return at once). */
+apr_status_t ev2_poller_wakeup(ev2_poller_t *ps);
+
+/* Enable the fallback: sig must be a signal nothing else in the process
+ * uses.  Installs a handler that does nothing (no SA_RESTART), for the
+ * whole process.  Call before the first wait.  The waiting thread blocks
+ * sig at its first wait (it is unblocked only during epoll_pwait); other
+ * threads are never sent it. */
+apr_status_t ev2_poller_wake_signal(ev2_poller_t *ps, int sig);
+
+/* The waiting thread is about to end (call this before joining it): no
+ * signal is sent to it after this returns. */
+void ev2_poller_forget_waiter(ev2_poller_t *ps);
 
 #endif /* EV2_POLLER_H */

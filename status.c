@@ -17,7 +17,7 @@
 #include "mod_status.h"
 
 /* The counts of the timeout queues; the caller holds qlock, under which
- * they are read. */
+ * they are read, and which so also orders these writes. */
 void ev2_status_queues(void)
 {
     process_score *ps = ap_get_scoreboard_process(ev2_child->slot);
@@ -28,13 +28,17 @@ void ev2_status_queues(void)
     ps->keep_alive = ev2_tq_set_count(ev2_queues, CONN_STATE_KEEPALIVE);
 }
 
+/* Any thread (the listener after each turn, a worker when a connection
+ * closes or starts lingering): the last to write also read last. */
 void ev2_status_conns(void)
 {
     process_score *ps = ap_get_scoreboard_process(ev2_child->slot);
 
+    apr_thread_mutex_lock(ev2_child->status_lock);
     ps->connections = apr_atomic_read32(&ev2_child->conns);
     ps->lingering_close = apr_atomic_read32(&ev2_child->lingering);
     ps->suspended = apr_atomic_read32(&ev2_child->suspended);
+    apr_thread_mutex_unlock(ev2_child->status_lock);
 }
 
 static const char *const mode_names[] = {

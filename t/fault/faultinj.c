@@ -21,7 +21,7 @@
  * SPEC is FUNC:ERRNO[:OPTION...], the errno by name (EMFILE) or number.
  * FUNC is one of
  *   accept accept4        -1/errno
- *   epoll_ctl epoll_wait  -1/errno
+ *   epoll_ctl epoll_wait  -1/errno (epoll_wait also fails epoll_pwait)
  *   eventfd_write         write() on an eventfd only (-1/errno); the fd
  *                         is checked with readlink(/proc/self/fd/N) on
  *                         every write while such a spec is active (not
@@ -140,6 +140,8 @@ static int (*real_accept)(int, struct sockaddr *, socklen_t *);
 static int (*real_accept4)(int, struct sockaddr *, socklen_t *, int);
 static int (*real_epoll_ctl)(int, int, int, struct epoll_event *);
 static int (*real_epoll_wait)(int, struct epoll_event *, int, int);
+static int (*real_epoll_pwait)(int, struct epoll_event *, int, int,
+                               const sigset_t *);
 static ssize_t (*real_write)(int, const void *, size_t);
 static int (*real_pthread_create)(pthread_t *, const pthread_attr_t *,
                                   void *(*)(void *), void *);
@@ -585,6 +587,7 @@ static void faultinj_init(void)
     RESOLVE(real_accept4, "accept4");
     RESOLVE(real_epoll_ctl, "epoll_ctl");
     RESOLVE(real_epoll_wait, "epoll_wait");
+    RESOLVE(real_epoll_pwait, "epoll_pwait");
     RESOLVE(real_write, "write");
     RESOLVE(real_pthread_create, "pthread_create");
     RESOLVE(real_fork, "fork");
@@ -658,6 +661,19 @@ int epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
         return -1;
     }
     return real_epoll_wait(epfd, evs, max, timeout);
+}
+
+int epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout,
+                const sigset_t *mask)
+{
+    spec_t *sp;
+
+    RESOLVE(real_epoll_pwait, "epoll_pwait");
+    if (maybe(F_EPOLL_WAIT) && (sp = should_fail(F_EPOLL_WAIT, 0, CALLER))) {
+        errno = sp->err;
+        return -1;
+    }
+    return real_epoll_pwait(epfd, evs, max, timeout, mask);
 }
 
 static int is_eventfd(int fd)

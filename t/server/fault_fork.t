@@ -42,7 +42,8 @@ my $n = $f->injected('fork');
 $f->off;
 is_deeply([$s->child_pids], [$kids[1]], 'no child was started meanwhile');
 ok($n <= $window / 10 + 2, sprintf('bounded: %d fork attempts in %.1f s', $n, $window));
-is($f->log_count(qr/AH00481/, $mark), $n, 'one line per failed fork');
+# Stock's AH00481 (EV2011 in an older build).
+is($f->log_count(qr/AH00481|EV2011/, $mark), $n, 'one line per failed fork');
 ok(Ev2Server::alive($s->pid), 'the parent is alive');
 
 ok($s->wait_for(sub { @kids = $s->child_pids; @kids == 2 }, 25), "replaced once fork works: @kids");

@@ -8,8 +8,13 @@
  * is observed, never assumed; the runner's alarm() catches a hang.
  */
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -203,8 +208,8 @@ static void wakeup_ends_a_wait_without_events(void)
 
     setup(&f);
     /* Woken before waiting: the wait returns at once. */
-    ev2_poller_wakeup(f.ps);
-    ev2_poller_wakeup(f.ps);
+    is(ev2_poller_wakeup(f.ps), APR_SUCCESS);
+    is(ev2_poller_wakeup(f.ps), APR_SUCCESS);
     start = apr_time_now();
     is(ev2_poller_wait(f.ps, apr_time_from_sec(5), &n, &out), APR_EINTR);
     is(n, 0);
@@ -215,6 +220,122 @@ static void wakeup_ends_a_wait_without_events(void)
     require(apr_thread_create(&t, NULL, waker, f.ps, f.p) == APR_SUCCESS);
     is(ev2_poller_wait(f.ps, -1, &n, &out), APR_EINTR);
     apr_thread_join(&trv, t);
+    teardown(&f);
+}
+
+/* The poller's eventfd: the only one this process has open. */
+static int find_eventfd(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int found = -1;
+
+    require(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        char path[300], target[64];
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        n = readlink(path, target, sizeof(target) - 1);
+        if (n > 0) {
+            target[n] = '\0';
+            if (strcmp(target, "anon_inode:[eventfd]") == 0) {
+                found = atoi(e->d_name);
+            }
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* Put a read-only descriptor where the eventfd was: every write to it
+ * fails (EBADF) from now on, and the eventfd leaves the epoll set. */
+static void break_eventfd(void)
+{
+    int efd = find_eventfd(), ro;
+
+    require(efd >= 0);
+    ro = open("/dev/null", O_RDONLY);
+    require(ro >= 0);
+    require(dup2(ro, efd) == efd);
+    close(ro);
+}
+
+typedef struct {
+    ev2_poller_t *ps;
+    apr_status_t rv;
+} waker_arg_t;
+
+static void *APR_THREAD_FUNC failing_waker(apr_thread_t *t, void *data)
+{
+    waker_arg_t *a = data;
+
+    apr_sleep(apr_time_from_msec(100));
+    a->rv = ev2_poller_wakeup(a->ps);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+static void signal_wakes_when_the_eventfd_refuses(void)
+{
+    fixture_t f;
+    apr_thread_t *t;
+    apr_status_t trv;
+    const ev2_poll_event_t *out;
+    waker_arg_t a;
+    sigset_t mask;
+    int n = -1;
+    apr_time_t start;
+
+    setup(&f);
+    require_is(ev2_poller_wake_signal(f.ps, SIGRTMAX), APR_SUCCESS);
+    break_eventfd();
+    /* Refused before any thread waited: the first wait returns at once. */
+    is(ev2_poller_wakeup(f.ps), EBADF);
+    start = apr_time_now();
+    is(ev2_poller_wait(f.ps, apr_time_from_sec(5), &n, &out), APR_EINTR);
+    ok(apr_time_now() - start < apr_time_from_sec(2));
+    /* That wait made this thread the waiter, with the signal blocked
+     * outside its waits. */
+    require(pthread_sigmask(SIG_BLOCK, NULL, &mask) == 0);
+    ok(sigismember(&mask, SIGRTMAX));
+    is(ev2_poller_wait(f.ps, SHORT_WAIT, &n, &out), APR_TIMEUP);
+    /* Refused while the waiter sleeps without a limit: the signal ends
+     * the wait. */
+    a.ps = f.ps;
+    a.rv = APR_SUCCESS;
+    require(apr_thread_create(&t, NULL, failing_waker, &a, f.p)
+            == APR_SUCCESS);
+    start = apr_time_now();
+    is(ev2_poller_wait(f.ps, apr_time_from_sec(5), &n, &out), APR_EINTR);
+    ok(apr_time_now() - start < apr_time_from_sec(2));
+    apr_thread_join(&trv, t);
+    is(a.rv, EBADF);
+    /* Refused while the waiter is not waiting: kept pending, not lost,
+     * and seen by the next wait only. */
+    is(ev2_poller_wakeup(f.ps), EBADF);
+    start = apr_time_now();
+    is(ev2_poller_wait(f.ps, apr_time_from_sec(5), &n, &out), APR_EINTR);
+    ok(apr_time_now() - start < apr_time_from_sec(2));
+    is(ev2_poller_wait(f.ps, SHORT_WAIT, &n, &out), APR_TIMEUP);
+    /* Once the waiter is forgotten, nothing is sent to it. */
+    ev2_poller_forget_waiter(f.ps);
+    is(ev2_poller_wakeup(f.ps), EBADF);
+    is(ev2_poller_wait(f.ps, SHORT_WAIT, &n, &out), APR_TIMEUP);
+    teardown(&f);
+}
+
+/* Without the fallback a refused wake-up is reported, and lost. */
+static void refused_wakeup_is_reported(void)
+{
+    fixture_t f;
+    const ev2_poll_event_t *out;
+    int n = -1;
+
+    setup(&f);
+    break_eventfd();
+    is(ev2_poller_wakeup(f.ps), EBADF);
+    is(ev2_poller_wait(f.ps, SHORT_WAIT, &n, &out), APR_TIMEUP);
     teardown(&f);
 }
 
@@ -275,6 +396,8 @@ int main(int argc, char **argv)
         TAP_TEST(writable_and_hangup_are_reported),
         TAP_TEST(rearm_after_descriptor_reuse),
         TAP_TEST(wakeup_ends_a_wait_without_events),
+        TAP_TEST(signal_wakes_when_the_eventfd_refuses),
+        TAP_TEST(refused_wakeup_is_reported),
         TAP_TEST(timeout_is_honoured),
         TAP_TEST(many_events_are_capped_per_wait),
         {NULL, NULL}
