@@ -281,6 +281,24 @@ static void proxy_v2_with_no_addresses(void)
     PREFIXES(buf, n, n);
 }
 
+/* A PROXY header may precede a TLS ClientHello (a load balancer sending
+ * PROXY to an HTTPS backend): what follows it is judged by the same rules
+ * as a connection's first bytes, so the record is whole at its length,
+ * LF or not. */
+static void proxy_then_tls_record(void)
+{
+    char buf[256];
+    char rec[5 + 100];
+    apr_size_t n;
+
+    memset(rec, 0x42, sizeof(rec));
+    memcpy(rec, "\x16\x03\x01\x00\x64", 5);
+    n = cat(buf, proxy1, PROXY1_LEN, rec, sizeof(rec));
+    PREFIXES(buf, n, n);
+    n = cat(buf, proxy2, PROXY2_LEN, rec, sizeof(rec));
+    PREFIXES(buf, n, n);
+}
+
 static void crlfcrlf_waits_for_proxy2_signature(void)
 {
     apr_size_t k;
@@ -405,6 +423,7 @@ static const tap_test_t tests[] = {
     TAP_TEST(proxy_v1_and_h2_share_a_first_byte),
     TAP_TEST(proxy_v2_then_request_every_split),
     TAP_TEST(proxy_v2_with_no_addresses),
+    TAP_TEST(proxy_then_tls_record),
     TAP_TEST(crlfcrlf_waits_for_proxy2_signature),
     TAP_TEST(pipelined_complete_after_first),
     TAP_TEST(post_complete_at_empty_line),
