@@ -81,9 +81,20 @@ static ev2_scan_e scan_http(const char *buf, apr_size_t pos, apr_size_t len)
 {
     apr_size_t end;
 
-    /* Blank lines before the request line are skipped, as httpd does. */
-    while (pos < len && (buf[pos] == '\n' || buf[pos] == '\r')) {
-        pos++;
+    /* Blank lines before the request line are skipped, as httpd does:
+     * LF or CRLF alone.  A CR before anything else starts the request
+     * line (httpd strips one CR before the LF, so "\r\r\n" is a line
+     * of its own, and answered from it). */
+    for (;;) {
+        if (pos < len && buf[pos] == '\n') {
+            pos++;
+        }
+        else if (pos + 1 < len && buf[pos] == '\r' && buf[pos + 1] == '\n') {
+            pos += 2;
+        }
+        else {
+            break;
+        }
     }
     if (pos >= len) {
         return EV2_SCAN_INCOMPLETE;

@@ -182,6 +182,17 @@ static void request_line_without_lf_incomplete(void)
     is(scan(LIT("\r\n\r\nGET / HTTP/1.1\r")), EV2_SCAN_INCOMPLETE);
 }
 
+/* A lone CR is not a blank line (httpd strips one CR before the LF and
+ * skips only lines left empty): "\r\r\n" is a request line of its own,
+ * answered from the line, and a CR before a request line belongs to it. */
+static void lone_cr_is_not_a_blank_line(void)
+{
+    PREFIXES(LIT("\r\r\n"), 3);
+    PREFIXES(LIT("\n\r\r\n"), 4);
+    PREFIXES(LIT("\rGET / HTTP/1.1\r\n\r\n"), 19);
+    PREFIXES(LIT("\r\n\rGET /\r\n"), 10);
+}
+
 /* ---- h2, TLS ---- */
 
 static void h2_preface_every_prefix(void)
@@ -415,6 +426,7 @@ static const tap_test_t tests[] = {
     TAP_TEST(http09_complete_at_line_end),
     TAP_TEST(junk_without_version_complete_at_line_end),
     TAP_TEST(request_line_without_lf_incomplete),
+    TAP_TEST(lone_cr_is_not_a_blank_line),
     TAP_TEST(h2_preface_every_prefix),
     TAP_TEST(h2_preface_then_frames),
     TAP_TEST(tls_record_complete_at_its_length),
