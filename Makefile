@@ -8,8 +8,9 @@
 #   make test         unit tests (+ sanitizers) and integration tests
 #   make test-stock   the integration tests against the stock event MPM
 #   make sanitize     unit tests under sanitizers
-#   make fuzz         libFuzzer targets of policy.c, FUZZ_S s each (default
-#                     300; installs clang if missing; never part of make test)
+#   make fuzz         libFuzzer targets of policy.c and reqscan.c, FUZZ_S s
+#                     each (default 300; installs clang if missing; never
+#                     part of make test)
 #   make sanitize-server  the module built with ASan+UBSan (build/asan/),
 #                     loaded into apache2 under a short mixed load; any
 #                     report fails (make sanitize-server-tsan: TSan, build/tsan/)

@@ -81,9 +81,20 @@ static ev2_scan_e scan_http(const char *buf, apr_size_t pos, apr_size_t len)
 {
     apr_size_t end;
 
-    /* Blank lines before the request line are skipped, as httpd does. */
-    while (pos < len && (buf[pos] == '\n' || buf[pos] == '\r')) {
-        pos++;
+    /* Blank lines before the request line are skipped, as httpd does:
+     * LF or CRLF alone.  A CR before anything else starts the request
+     * line (httpd strips one CR before the LF, so "\r\r\n" is a line
+     * of its own, and answered from it). */
+    for (;;) {
+        if (pos < len && buf[pos] == '\n') {
+            pos++;
+        }
+        else if (pos + 1 < len && buf[pos] == '\r' && buf[pos + 1] == '\n') {
+            pos += 2;
+        }
+        else {
+            break;
+        }
     }
     if (pos >= len) {
         return EV2_SCAN_INCOMPLETE;
@@ -115,26 +126,38 @@ static ev2_scan_e scan_proxy2(const char *buf, apr_size_t pos, apr_size_t len,
     return EV2_SCAN_COMPLETE;
 }
 
+/* What a connection starts with once any PROXY header is skipped: a TLS
+ * record, the HTTP/2 preface or an HTTP/1.x request, from pos. */
+static ev2_scan_e scan_payload(const char *buf, apr_size_t pos,
+                               apr_size_t len)
+{
+    if (pos >= len) {
+        return EV2_SCAN_INCOMPLETE;
+    }
+    if ((unsigned char)buf[pos] == 0x16) {
+        /* A TLS handshake record: its header, then its length. */
+        apr_size_t rec;
+
+        if (len - pos < 5) {
+            return EV2_SCAN_INCOMPLETE;
+        }
+        rec = ((apr_size_t)(unsigned char)buf[pos + 3] << 8)
+              | (unsigned char)buf[pos + 4];
+        return len - pos >= 5 + rec ? EV2_SCAN_COMPLETE : EV2_SCAN_INCOMPLETE;
+    }
+    if (is_prefix_of(buf + pos, len - pos, h2_preface, H2_PREFACE_LEN)) {
+        return len - pos >= H2_PREFACE_LEN ? EV2_SCAN_COMPLETE
+                                           : EV2_SCAN_INCOMPLETE;
+    }
+    return scan_http(buf, pos, len);
+}
+
 static ev2_scan_e scan(const char *buf, apr_size_t len)
 {
     apr_size_t pos = 0;
 
     if (len == 0) {
         return EV2_SCAN_INCOMPLETE;
-    }
-    if ((unsigned char)buf[0] == 0x16) {
-        /* A TLS handshake record: its header, then its length. */
-        apr_size_t rec;
-
-        if (len < 5) {
-            return EV2_SCAN_INCOMPLETE;
-        }
-        rec = ((apr_size_t)(unsigned char)buf[3] << 8)
-              | (unsigned char)buf[4];
-        return len >= 5 + rec ? EV2_SCAN_COMPLETE : EV2_SCAN_INCOMPLETE;
-    }
-    if (is_prefix_of(buf, len, h2_preface, H2_PREFACE_LEN)) {
-        return len >= H2_PREFACE_LEN ? EV2_SCAN_COMPLETE : EV2_SCAN_INCOMPLETE;
     }
     if (is_prefix_of(buf, len, proxy2_sig, PROXY2_SIG_LEN)) {
         ev2_scan_e e;
@@ -148,18 +171,15 @@ static ev2_scan_e scan(const char *buf, apr_size_t len)
         }
     }
     else if (is_prefix_of(buf, len, "PROXY ", 6)) {
+        /* ("P" and "PR" also start the h2 preface: either way no line
+         * has ended yet.) */
         if (len < 6 || (pos = line_end(buf, 0, len)) == 0) {
             return EV2_SCAN_INCOMPLETE;
         }
     }
-    if (pos >= len) {
-        return EV2_SCAN_INCOMPLETE;
-    }
-    if (is_prefix_of(buf + pos, len - pos, h2_preface, H2_PREFACE_LEN)) {
-        return len - pos >= H2_PREFACE_LEN ? EV2_SCAN_COMPLETE
-                                           : EV2_SCAN_INCOMPLETE;
-    }
-    return scan_http(buf, pos, len);
+    /* Behind a PROXY header may come anything a client starts with: a
+     * load balancer in front of an HTTPS backend sends TLS. */
+    return scan_payload(buf, pos, len);
 }
 
 ev2_scan_e ev2_reqscan(const char *buf, apr_size_t len, apr_size_t limit)
