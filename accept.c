@@ -151,7 +151,7 @@ void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls)
             /* EAGAIN: another child won the race, or the queue is empty. */
             break;
         }
-        ev2_conn_new(ptrans, csd);
+        ev2_header_accepted(ev2_conn_new(ptrans, csd));
         if (l->conns_left > 0 && --l->conns_left == 0) {
             /* MaxConnectionsPerChild: this was the last one. */
             ev2_child_stop(EV2_GRACEFUL);
@@ -250,7 +250,7 @@ static ev2_tq_entry_t *pop_oldest_idle(void *baton)
     server_rec *vs;
     int st;
 
-    for (st = 0; st < CONN_STATE_NUM; st++) {
+    for (st = 0; st < EV2_STATES; st++) {
         const ev2_state_t *row = ev2_state_of((conn_state_e)st);
 
         if (!row || !row->is_idle) {
@@ -292,7 +292,7 @@ apr_time_t ev2_close_idle(apr_time_t now, int max, int *closed)
     pick.idle_since = now - EV2_IDLE_MIN;
     pick.left = max;
     pick.oldest = EV2_NO_DEADLINE;
-    n = ev2_expire_each(pop_oldest_idle, &pick);
+    n = ev2_expire_each(pop_oldest_idle, &pick, 1);
     if (closed) {
         *closed = n;
     }

@@ -87,6 +87,27 @@ static const char *set_int_directive(cmd_parms *cmd, void *d, const char *arg)
     return NULL;
 }
 
+static const char *set_header_timeout(cmd_parms *cmd, void *d,
+                                      const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)d;
+    if (err != NULL) {
+        return err;
+    }
+    if (ev2_parse_header_timeout(arg, &ev2_cfg.header_base_s,
+                                 &ev2_cfg.header_max_s,
+                                 &ev2_cfg.header_rate) != 0) {
+        return apr_psprintf(cmd->pool,
+                            "%s: invalid value '%s': expected off, or "
+                            "seconds[-max seconds][,MinRate=bytes a "
+                            "second] (1-3600 s), e.g. 20-40,MinRate=500",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 static const char *set_worker_factor(cmd_parms *cmd, void *d, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -141,6 +162,11 @@ const command_rec ev2_cmds[] = {
                   "How many connections a child may hold per idle worker "
                   "beyond ThreadsPerChild (0.001-100000, fractions allowed, "
                   "default 2)"),
+    AP_INIT_TAKE1("AsyncHeaderTimeout", set_header_timeout, NULL, RSRC_CONF,
+                  "How long a request header may take to arrive while it "
+                  "waits in the listener, not in a worker: off, or "
+                  "seconds[-max][,MinRate=bytes/s] (default 20-40,"
+                  "MinRate=500)"),
     { NULL }
 };
 
@@ -335,6 +361,9 @@ int ev2_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     ev2_cfg.thread_limit = EV2_DEFAULT_THREAD_LIMIT;
     ev2_cfg.threads_per_child = EV2_DEFAULT_THREADS_PER_CHILD;
     ev2_cfg.factor_milli = EV2_DEFAULT_FACTOR_MILLI;
+    ev2_cfg.header_base_s = 20;
+    ev2_cfg.header_max_s = 40;
+    ev2_cfg.header_rate = 500;
     ev2_cfg.active_daemons_limit = ev2_cfg.max_workers
                                    / ev2_cfg.threads_per_child;
     return OK;
@@ -414,6 +443,57 @@ int ev2_open_logs(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
+/* RequestReadTimeout's header= of the main server, in the sections that
+ * apply to it (not in <VirtualHost>), into *base_s..: 1 if found. */
+static int find_reqtimeout_header(const ap_directive_t *d, int *base_s,
+                                  int *max_s, int *rate)
+{
+    int found = 0;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            continue;
+        }
+        if (d->first_child) {
+            found |= find_reqtimeout_header(d->first_child, base_s, max_s,
+                                            rate);
+            continue;
+        }
+        if (!strcasecmp(d->directive, "RequestReadTimeout") && d->args) {
+            const char *args = d->args, *tok;
+
+            while (*(tok = ap_getword_white(ap_pglobal, &args))) {
+                if (!strncasecmp(tok, "header=", 7)
+                    && ev2_parse_header_timeout(tok + 7, base_s, max_s,
+                                                rate) == 0) {
+                    found = 1;
+                }
+            }
+        }
+    }
+    return found;
+}
+
+/* With mod_reqtimeout loaded, a header waits in the listener as long as
+ * RequestReadTimeout's header= allows (when it sets one), instead of
+ * AsyncHeaderTimeout: the worker then reads it with whatever time is left
+ * (none, if it ran out), and mod_reqtimeout answers and logs as ever. */
+static void header_timeout_from_reqtimeout(void)
+{
+    int base = 20, max = 40, rate = 500;    /* mod_reqtimeout's default */
+
+    if (ev2_cfg.header_base_s == 0
+        || !ap_find_linked_module("mod_reqtimeout.c")) {
+        return;
+    }
+    find_reqtimeout_header(ap_conftree, &base, &max, &rate);
+    if (base > 0) {
+        ev2_cfg.header_base_s = base;
+        ev2_cfg.header_max_s = max;
+        ev2_cfg.header_rate = rate;
+    }
+}
+
 /* The queue of kind state with this timeout, created on first use; the
  * vhosts that share a timeout share the queue. */
 static ev2_tq_t *queue_for(apr_hash_t *by_timeout, conn_state_e state,
@@ -435,7 +515,7 @@ static ev2_tq_t *queue_for(apr_hash_t *by_timeout, conn_state_e state,
 int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                     server_rec *s)
 {
-    apr_hash_t *by_timeout[CONN_STATE_NUM];
+    apr_hash_t *by_timeout[EV2_STATES];
     server_rec *vs;
     int st;
 
@@ -443,14 +523,15 @@ int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    for (st = 0; st < CONN_STATE_NUM; st++) {
+    for (st = 0; st < EV2_STATES; st++) {
         by_timeout[st] = apr_hash_make(ptemp);
     }
+    header_timeout_from_reqtimeout();
     ev2_queues = ev2_tq_set_create(pconf);
     for (vs = s; vs; vs = vs->next) {
         ev2_srv_t *sc = apr_pcalloc(pconf, sizeof(*sc));
 
-        for (st = 0; st < CONN_STATE_NUM; st++) {
+        for (st = 0; st < EV2_STATES; st++) {
             const ev2_state_t *row = ev2_state_of((conn_state_e)st);
 
             if (row) {

@@ -51,7 +51,10 @@ void ev2_conn_push(ev2_conn_t *cs)
     ev2_fdq_push(ev2_child->fdq, &cs->item.link);
 }
 
-/* Listener: an accepted socket, for a worker to create the connection. */
+static apr_status_t conn_cleanup(void *baton);
+
+/* Listener: an accepted socket, counted from now until its pool is
+ * cleared; a worker creates the conn_rec (header.c decides when). */
 ev2_conn_t *ev2_conn_new(apr_pool_t *p, apr_socket_t *sd)
 {
     ev2_conn_t *cs = apr_pcalloc(p, sizeof(*cs));
@@ -59,9 +62,11 @@ ev2_conn_t *ev2_conn_new(apr_pool_t *p, apr_socket_t *sd)
     cs->item.kind = EV2_ITEM_CONN;
     cs->p = p;
     cs->sd = sd;
+    cs->sc = ev2_srv_of(ap_server_conf);
     ev2_tq_entry_init(&cs->tq);
+    ev2_pollee_init(&cs->pe, ev2_os_sock(sd), cs);
     apr_atomic_inc32(&ev2_child->conns);
-    ev2_conn_push(cs);
+    apr_pool_cleanup_register(p, cs, conn_cleanup, apr_pool_cleanup_null);
     return cs;
 }
 
@@ -108,7 +113,9 @@ int ev2_conn_park(ev2_conn_t *cs)
         cs->pub.sense = CONN_SENSE_DEFAULT;
     }
     stamp = row->keeps_stamp ? cs->linger_since : ev2_now();
-    conn_detach(cs);
+    if (cs->c) {
+        conn_detach(cs);
+    }
 
     apr_thread_mutex_lock(ev2_child->qlock);
     ev2_tq_append(cs->sc->q[cs->pub.state], &cs->tq, stamp);
@@ -116,9 +123,15 @@ int ev2_conn_park(ev2_conn_t *cs)
     if (rv != APR_SUCCESS) {
         ev2_tq_remove(&cs->tq);
         apr_thread_mutex_unlock(ev2_child->qlock);
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, cs->c, "%s",
-                      row->park_failed);
-        conn_reattach(cs);
+        if (cs->c) {
+            ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, cs->c, "%s",
+                          row->park_failed);
+            conn_reattach(cs);
+        }
+        else {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, ap_server_conf, "%s",
+                         row->park_failed);
+        }
         return 0;
     }
     ev2_status_queues();
@@ -134,6 +147,31 @@ int ev2_conn_park(ev2_conn_t *cs)
         ev2_wake_listener();
     }
     return 1;
+}
+
+/* Listener: cs, which the listener holds (parked, or just off its
+ * queue), goes on waiting in state: on that state's queue from now, armed
+ * again.  Returns 0 if the epoll set refused it (cs is off every queue
+ * then, the caller hands it to a worker). */
+int ev2_conn_repark(ev2_conn_t *cs, conn_state_e state)
+{
+    const ev2_state_t *row = ev2_state_of(state);
+    apr_status_t rv;
+
+    if (!row) {
+        return 0;
+    }
+    apr_thread_mutex_lock(ev2_child->qlock);
+    ev2_tq_remove(&cs->tq);
+    cs->pub.state = state;
+    ev2_tq_append(cs->sc->q[state], &cs->tq, ev2_now());
+    rv = ev2_poller_arm(ev2_child->poller, &cs->pe, row->poll);
+    if (rv != APR_SUCCESS) {
+        ev2_tq_remove(&cs->tq);
+    }
+    ev2_status_queues();
+    apr_thread_mutex_unlock(ev2_child->qlock);
+    return rv == APR_SUCCESS;
 }
 
 /* Listener: take cs, whose one-shot registration fired, off its timeout
@@ -203,7 +241,6 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
     conn_rec *c;
     int rc;
 
-    apr_pool_cleanup_register(cs->p, cs, conn_cleanup, apr_pool_cleanup_null);
     cs->ba = apr_bucket_alloc_create(cs->p);
     ap_create_sb_handle(&cs->sbh, cs->p, ev2_child->slot, w->tid);
     c = ap_run_create_connection(cs->p, ap_server_conf, cs->sd, conn_id(w),
@@ -218,7 +255,6 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
     c->cs = &cs->pub;
     c->current_thread = w->thd;
     cs->sc = ev2_srv_of(c->base_server);
-    ev2_pollee_init(&cs->pe, ev2_os_sock(cs->sd), cs);
     cs->pub.state = CONN_STATE_PROCESSING;
     cs->pub.sense = CONN_SENSE_DEFAULT;
     apr_pool_pre_cleanup_register(cs->p, cs, conn_precleanup);
@@ -393,6 +429,13 @@ void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs)
     }
     else {
         conn_resume(w, cs);
+    }
+    if (cs->is_header_late && cs->pub.state == CONN_STATE_PROCESSING) {
+        /* Its reads time out at once: httpd answers it as late. */
+        ap_filter_t *late = ev2_header_late(cs);
+
+        conn_process(cs);
+        ap_remove_input_filter(late);
     }
 
     for (;;) {

@@ -77,11 +77,17 @@ APLOG_USE_MODULE(mpm_event2);
 
 /* ---- configuration (config.c) ---- */
 
+/* Our one state beyond httpd's conn_state_e: a connection whose request
+ * header has not fully arrived waits in the listener (header.c).  It is
+ * only ever in cs->pub.state while the listener holds the connection. */
+#define EV2_STATE_READ_HEADER   ((conn_state_e)CONN_STATE_NUM)
+#define EV2_STATES              (CONN_STATE_NUM + 1)
+
 /* Per virtual host: the timeout queue of each parking state, indexed by
- * conn_state_e; NULL for states nobody parks in.  Vhosts with the same
- * timeout share a queue. */
+ * state; NULL for states nobody parks in.  Vhosts with the same timeout
+ * share a queue. */
 typedef struct {
-    ev2_tq_t *q[CONN_STATE_NUM];
+    ev2_tq_t *q[EV2_STATES];
 } ev2_srv_t;
 
 /* What survives the DSO being unloaded and reloaded on each restart. */
@@ -183,11 +189,14 @@ typedef struct ev2_conn_t {
     ev2_pollee_t pe;            /* one-shot: armed while parked */
     conn_state_t pub;           /* c->cs points here */
     apr_time_t linger_since;    /* one stamp for the whole linger */
+    apr_time_t header_since;    /* EV2_STATE_READ_HEADER: when it began */
+    apr_size_t header_bytes;    /* of the header, what has arrived */
     ev2_trim_mark_t trim_pool;  /* memtrim.h: p's first block */
     ev2_trim_mark_t trim_ba;    /* memtrim.h: ba's first block */
     unsigned int is_lingering:1;
     unsigned int is_suspended:1;
     unsigned int is_expired:1;  /* its deadline passed while parked */
+    unsigned int is_header_late:1; /* AsyncHeaderTimeout ran out */
 } ev2_conn_t;
 
 typedef struct ev2_timer_ev_t {
@@ -319,7 +328,7 @@ typedef struct ev2_slot_status_t {
     apr_uint32_t mode;          /* ev2_accept_mode_e */
     apr_uint32_t conns_cap;
     apr_uint32_t room_closed;   /* idle connections closed to make room */
-    apr_uint32_t spare;
+    apr_uint32_t reading_header; /* waiting for their request header */
 } ev2_slot_status_t;
 
 apr_status_t ev2_status_setup(void);    /* parent, before any child */
@@ -394,6 +403,9 @@ typedef struct {
     void (*expired)(ev2_conn_t *cs);
     /* Logged (with its AH code) when the epoll set refuses the park. */
     const char *park_failed;
+    /* Listener: closed early to make room (or by a stopping child), off
+     * its queue and out of the epoll set; NULL: as expired. */
+    void (*closed_early)(ev2_conn_t *cs);
 } ev2_state_t;
 
 const ev2_state_t *ev2_state_of(conn_state_e state);
@@ -418,8 +430,21 @@ apr_pool_t *ev2_conn_pool_get(void);
 void ev2_conn_pool_put(apr_pool_t *p);
 void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs);
 void ev2_conn_ready(ev2_conn_t *cs);
-void ev2_conn_expired(ev2_conn_t *cs);
-int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton);
+void ev2_conn_expired(ev2_conn_t *cs, int is_early);
+int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton,
+                    int is_early);
+int ev2_conn_repark(ev2_conn_t *cs, conn_state_e state);
+
+/* ---- waiting for a request header (header.c) ---- */
+
+apr_interval_time_t ev2_header_tick(const server_rec *s);
+void ev2_header_accepted(ev2_conn_t *cs);
+int ev2_header_keepalive(ev2_conn_t *cs);
+void ev2_header_ready(ev2_conn_t *cs);
+void ev2_header_expired(ev2_conn_t *cs);
+void ev2_header_closed_early(ev2_conn_t *cs);
+void ev2_header_register(void);
+struct ap_filter_t *ev2_header_late(ev2_conn_t *cs);
 
 /* ---- lingering close (linger.c) ---- */
 

@@ -173,7 +173,7 @@ static void drain(ev2_listener_t *l, apr_time_t now)
 
     cut.q = ev2_srv_of(ap_server_conf)->q[CONN_STATE_LINGER_NORMAL];
     cut.until = now + extra;
-    ev2_expire_each(pop_linger_cut, &cut);
+    ev2_expire_each(pop_linger_cut, &cut, 0);
     apr_thread_mutex_lock(ev2_child->qlock);
     lnext = ev2_tq_next_deadline(cut.q);
     apr_thread_mutex_unlock(ev2_child->qlock);
@@ -192,7 +192,7 @@ static void expire_queues(ev2_listener_t *l, apr_time_t now)
     if (l->is_draining) {
         drain(l, now);
     }
-    ev2_expire_each(pop_expired, &now);
+    ev2_expire_each(pop_expired, &now, 0);
 }
 
 /* Step 7: after a backoff, or once admission opens again (a worker went

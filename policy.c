@@ -12,6 +12,8 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 int ev2_parse_whole(const char *arg, long lo, long hi, int *out)
 {
@@ -49,6 +51,67 @@ int ev2_parse_factor(const char *arg, apr_uint32_t *milli)
         return -1;
     }
     *milli = (apr_uint32_t)(v * EV2_FACTOR_SCALE + 0.5);
+    return 0;
+}
+
+/* A whole number in [lo, hi] at *p, which moves past it. */
+static int take_number(const char **p, long lo, long hi, int *out)
+{
+    char *end = NULL;
+    long v;
+
+    if (**p < '0' || **p > '9') {
+        return -1;
+    }
+    errno = 0;
+    v = strtol(*p, &end, 10);
+    if (errno == ERANGE || v < lo || v > hi) {
+        return -1;
+    }
+    *p = end;
+    *out = (int)v;
+    return 0;
+}
+
+int ev2_parse_header_timeout(const char *arg, int *base_s, int *max_s,
+                             int *rate)
+{
+    const char *p = arg;
+    int base, max, r = 0;
+
+    if (arg == NULL) {
+        return -1;
+    }
+    if (!strcasecmp(arg, "off") || !strcmp(arg, "0")) {
+        *base_s = *max_s = *rate = 0;
+        return 0;
+    }
+    if (take_number(&p, 1, 3600, &base) != 0) {
+        return -1;
+    }
+    max = base;
+    if (*p == '-') {
+        p++;
+        if (take_number(&p, base, 3600, &max) != 0) {
+            return -1;
+        }
+    }
+    if (*p == ',') {
+        p++;
+        if (strncasecmp(p, "MinRate=", 8) != 0) {
+            return -1;
+        }
+        p += 8;
+        if (take_number(&p, 1, 1000000000, &r) != 0) {
+            return -1;
+        }
+    }
+    if (*p != '\0') {
+        return -1;
+    }
+    *base_s = base;
+    *max_s = max;
+    *rate = r;
     return 0;
 }
 
@@ -207,6 +270,20 @@ apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now)
         return APR_INT64_MAX;
     }
     return (d / 1000 + 1) * 1000;
+}
+
+apr_time_t ev2_header_deadline(apr_time_t since, apr_size_t bytes,
+                               int base_s, int max_s, int rate)
+{
+    apr_time_t d = since + apr_time_from_sec(base_s);
+    apr_time_t cap = since + apr_time_from_sec(max_s);
+
+    if (rate > 0) {
+        /* a second more for every rate bytes */
+        d += (apr_time_t)((apr_uint64_t)bytes * APR_USEC_PER_SEC
+                          / (apr_uint64_t)rate);
+    }
+    return d < cap ? d : cap;
 }
 
 void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)

@@ -35,10 +35,22 @@ int ev2_parse_whole(const char *arg, long lo, long hi, int *out);
  *  value in thousandths (rounded), or -1. */
 int ev2_parse_factor(const char *arg, apr_uint32_t *milli);
 
+/** AsyncHeaderTimeout: "off" (or "0"), or "base[-max][,MinRate=rate]"
+ *  in whole seconds (1-3600, max >= base) and bytes a second (1-10^9):
+ *  a header must be complete within base seconds, extended by a second
+ *  for every rate bytes received, up to max seconds.  Returns 0 and sets
+ *  the three values (all 0 for off; max = base and rate 0 when not
+ *  given), or -1. */
+int ev2_parse_header_timeout(const char *arg, int *base_s, int *max_s,
+                             int *rate);
+
 /* ---- configuration ---- */
 
 /** The MPM's settings, as the directives left them. */
 typedef struct {
+    int header_base_s;          /* AsyncHeaderTimeout; 0: off */
+    int header_max_s;
+    int header_rate;            /* MinRate, bytes a second; 0: none */
     int daemons_to_start;       /* StartServers */
     int min_spare_threads;      /* MinSpareThreads */
     int max_spare_threads;      /* MaxSpareThreads */
@@ -128,6 +140,11 @@ apr_time_t ev2_earliest(apr_time_t a, apr_time_t b);
  *  microseconds): rounding down would wake early and spin until due.
  *  now >= 0 (a monotonic clock); deadline may be up to APR_INT64_MAX. */
 apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now);
+
+/** When a client that started its header at since and has sent bytes
+ *  of it so far must have completed it (AsyncHeaderTimeout's values). */
+apr_time_t ev2_header_deadline(apr_time_t since, apr_size_t bytes,
+                               int base_s, int max_s, int rate);
 
 /* ---- idle server maintenance ---- */
 

@@ -30,6 +30,15 @@ static void ready_to_read(ev2_conn_t *cs)
     to_worker(cs, CONN_STATE_PROCESSING);
 }
 
+/* The next request has begun: to a worker once its header is all there
+ * (header.c), waiting here until then. */
+static void ready_keepalive(ev2_conn_t *cs)
+{
+    if (!ev2_header_keepalive(cs)) {
+        to_worker(cs, CONN_STATE_PROCESSING);
+    }
+}
+
 /* Filters that cannot run asynchronously (mod_http2's compat path) get
  * process_connection on any wake-up. */
 static void ready_to_write(ev2_conn_t *cs)
@@ -85,10 +94,10 @@ static apr_interval_time_t linger_short_timeout(const server_rec *s)
 }
 
 /* The failure texts are stock event's for the same wait. */
-static const ev2_state_t states[CONN_STATE_NUM] = {
+static const ev2_state_t states[EV2_STATES] = {
     [CONN_STATE_KEEPALIVE] = {
         "keep-alive", EV2_POLL_IN, 0, 0, 1,
-        vhost_keepalive_timeout, ready_to_read, expired_idle,
+        vhost_keepalive_timeout, ready_keepalive, expired_idle,
         APLOGNO(03093) "process_socket: apr_pollset_add failure for "
         "keep alive" },
     [CONN_STATE_WRITE_COMPLETION] = {
@@ -109,11 +118,16 @@ static const ev2_state_t states[CONN_STATE_NUM] = {
         "short lingering close", EV2_POLL_IN, 0, 1, 0,
         linger_short_timeout, ev2_linger_ready, ev2_linger_expired,
         APLOGNO(03092) "process_lingering_close: apr_pollset_add failure" },
+    [EV2_STATE_READ_HEADER] = {
+        "reading header", EV2_POLL_IN, 0, 0, 1,
+        ev2_header_tick, ev2_header_ready, ev2_header_expired,
+        EV2LOG(086) "epoll_ctl failed for a connection waiting for its "
+        "header", ev2_header_closed_early },
 };
 
 const ev2_state_t *ev2_state_of(conn_state_e state)
 {
-    if ((unsigned int)state >= CONN_STATE_NUM || !states[state].ready) {
+    if ((unsigned int)state >= EV2_STATES || !states[state].ready) {
         return NULL;
     }
     return &states[state];
@@ -134,9 +148,9 @@ void ev2_conn_ready(ev2_conn_t *cs)
     row->ready(cs);
 }
 
-/* Listener: cs was taken off its queue (deadline passed, or closed
- * early). */
-void ev2_conn_expired(ev2_conn_t *cs)
+/* Listener: cs was taken off its queue: its deadline passed, or it is
+ * closed early (is_early) to make room or by a stopping child. */
+void ev2_conn_expired(ev2_conn_t *cs, int is_early)
 {
     const ev2_state_t *row = ev2_state_of(cs->pub.state);
 
@@ -145,13 +159,18 @@ void ev2_conn_expired(ev2_conn_t *cs)
         expired_close(cs);
         return;
     }
+    if (is_early && row->closed_early) {
+        row->closed_early(cs);
+        return;
+    }
     row->expired(cs);
 }
 
-/* Listener: expire, one at a time, each connection that pop detaches
- * from its queue (pop runs under qlock, with baton), until pop returns
- * NULL.  Returns how many it expired. */
-int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton)
+/* Listener: expire (or close early), one at a time, each connection that
+ * pop detaches from its queue (pop runs under qlock, with baton), until
+ * pop returns NULL.  Returns how many. */
+int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton,
+                    int is_early)
 {
     int n = 0;
 
@@ -167,7 +186,7 @@ int ev2_expire_each(ev2_tq_entry_t *(*pop)(void *baton), void *baton)
         if (!e) {
             return n;
         }
-        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq));
+        ev2_conn_expired(EV2_CONTAINER(e, ev2_conn_t, tq), is_early);
         n++;
     }
 }

@@ -18,14 +18,21 @@
 
 /* The counts of the timeout queues; the caller holds qlock, under which
  * they are read, and which so also orders these writes. */
+static ev2_slot_status_t *slot_status(int slot);
+
 void ev2_status_queues(void)
 {
     process_score *ps = ap_get_scoreboard_process(ev2_child->slot);
+    ev2_slot_status_t *ss = slot_status(ev2_child->slot);
 
     ps->write_completion = ev2_tq_set_count(ev2_queues,
                                             CONN_STATE_WRITE_COMPLETION);
     ps->wait_io = ev2_tq_set_count(ev2_queues, CONN_STATE_ASYNC_WAITIO);
     ps->keep_alive = ev2_tq_set_count(ev2_queues, CONN_STATE_KEEPALIVE);
+    if (ss) {
+        apr_atomic_set32(&ss->reading_header,
+                         ev2_tq_set_count(ev2_queues, EV2_STATE_READ_HEADER));
+    }
 }
 
 /* Any thread (the listener after each turn, a worker when a connection
@@ -151,7 +158,7 @@ int ev2_status_other_accepting(int *not_accepting)
 int ev2_status_hook(request_rec *r, int flags)
 {
     int is_short = (flags & AP_STATUS_SHORT) != 0;
-    apr_uint32_t cap = 0, closed = 0;
+    apr_uint32_t cap = 0, closed = 0, reading = 0;
     int at_cap = 0, no_worker = 0, i;
 
     if (!ev2_retained->slots) {
@@ -160,7 +167,7 @@ int ev2_status_hook(request_rec *r, int flags)
     if (!is_short) {
         ap_rputs("<h2>event2: admission</h2>\n<table border=\"0\">"
                  "<tr><th>Slot</th><th>PID</th><th>Connections</th>"
-                 "<th>Cap</th><th>Accepting</th>"
+                 "<th>Reading header</th><th>Cap</th><th>Accepting</th>"
                  "<th>Closed to make room</th></tr>\n", r);
     }
     for (i = 0; i < ev2_cfg.server_limit; i++) {
@@ -177,28 +184,32 @@ int ev2_status_hook(request_rec *r, int flags)
         at_cap += mode == EV2_OFF_AT_CAP;
         no_worker += mode == EV2_OFF_NO_WORKER;
         closed += apr_atomic_read32(&ss->room_closed);
+        reading += apr_atomic_read32(&ss->reading_header);
         if (ss->conns_cap > cap) {
             cap = ss->conns_cap;
         }
         if (is_short) {
             ap_rprintf(r, "Event2Slot%d: pid %" APR_PID_T_FMT " connections %u"
-                       " cap %u accepting %s closed %u\n", i, ps->pid,
-                       ps->connections, ss->conns_cap, name,
-                       apr_atomic_read32(&ss->room_closed));
+                       " reading %u cap %u accepting %s closed %u\n", i,
+                       ps->pid, ps->connections,
+                       apr_atomic_read32(&ss->reading_header), ss->conns_cap,
+                       name, apr_atomic_read32(&ss->room_closed));
         }
         else {
             ap_rprintf(r, "<tr><td>%d</td><td>%" APR_PID_T_FMT "</td>"
-                       "<td>%u</td><td>%u</td><td>%s</td><td>%u</td></tr>\n",
-                       i, ps->pid, ps->connections, ss->conns_cap, name,
-                       apr_atomic_read32(&ss->room_closed));
+                       "<td>%u</td><td>%u</td><td>%u</td><td>%s</td>"
+                       "<td>%u</td></tr>\n", i, ps->pid, ps->connections,
+                       apr_atomic_read32(&ss->reading_header), ss->conns_cap,
+                       name, apr_atomic_read32(&ss->room_closed));
         }
     }
     if (is_short) {
-        ap_rprintf(r, "Event2ConnsCapPerChild: %u\n"
+        ap_rprintf(r, "Event2ConnsReadingHeader: %u\n"
+                   "Event2ConnsCapPerChild: %u\n"
                    "Event2NotAcceptingAtCap: %d\n"
                    "Event2NotAcceptingNoWorker: %d\n"
-                   "Event2ClosedToMakeRoom: %u\n", cap, at_cap, no_worker,
-                   closed);
+                   "Event2ClosedToMakeRoom: %u\n", reading, cap, at_cap,
+                   no_worker, closed);
     }
     else {
         ap_rputs("</table>\n", r);

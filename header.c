@@ -1,0 +1,225 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE).
+ *
+ * header.c - a request header that has not fully arrived waits in the
+ * listener (EV2_STATE_READ_HEADER), not in a worker: a new connection, or
+ * a keep-alive connection whose next request has begun.  The listener
+ * peeks at the socket (MSG_PEEK: httpd's filters later read the bytes
+ * exactly as sent) and asks reqscan.c whether the header is complete;
+ * only then does a worker read it, without waiting on the client.  So a
+ * client that trickles its header (slowloris) holds a parked connection,
+ * not a worker.
+ *
+ * Bounded like mod_reqtimeout's header=20-40,MinRate=500
+ * (AsyncHeaderTimeout): the queue of this state is a one-second tick, and
+ * at each tick the listener compares the time against
+ * ev2_header_deadline().  A client that runs out of time goes to a
+ * worker marked late; its reads then time out at once (an input filter)
+ * and httpd answers as it does a timed-out read (408 where it sends
+ * one).
+ *
+ * Not covered here (issue 10): TLS after the handshake (the stream is
+ * encrypted; only a ClientHello is waited for), bytes httpd's input
+ * filters already hold (a pipelined partial request), request bodies.
+ * Listener thread only, except ev2_header_late() (a worker's) and
+ * ev2_header_register() (the hooks').
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "ev2.h"
+#include "http_protocol.h"
+#include "util_filter.h"
+#include "http_ssl.h"
+#include "reqscan.h"
+
+/* The most of a header the listener looks at: a header not complete in
+ * this many bytes goes to a worker as it is (httpd's limits answer it).
+ * It is also what a client can make the kernel hold for it. */
+#define EV2_HEADER_PEEK_MAX             (32 * 1024)
+
+/* How often the listener looks at the deadlines of waiting headers. */
+#define EV2_HEADER_TICK                 apr_time_from_sec(1)
+
+/* The listener's peek buffer: one thread, so one buffer. */
+static char peek_buf[EV2_HEADER_PEEK_MAX];
+
+typedef enum {
+    EV2_HEADER_READY,           /* a worker can read it now */
+    EV2_HEADER_WAIT,            /* not all there yet */
+    EV2_HEADER_EOF              /* the client closed */
+} ev2_header_e;
+
+apr_interval_time_t ev2_header_tick(const server_rec *s)
+{
+    (void)s;
+    return EV2_HEADER_TICK;
+}
+
+static ev2_header_e header_check(ev2_conn_t *cs)
+{
+    ssize_t n = recv(ev2_os_sock(cs->sd), peek_buf, sizeof(peek_buf),
+                     MSG_PEEK | MSG_DONTWAIT);
+
+    if (n == 0) {
+        return EV2_HEADER_EOF;
+    }
+    if (n < 0) {
+        /* Nothing yet: wait.  A socket error: the worker sees it. */
+        return errno == EAGAIN || errno == EWOULDBLOCK ? EV2_HEADER_WAIT
+                                                        : EV2_HEADER_READY;
+    }
+    cs->header_bytes = (apr_size_t)n;
+    return ev2_reqscan(peek_buf, (apr_size_t)n, sizeof(peek_buf))
+           == EV2_SCAN_INCOMPLETE ? EV2_HEADER_WAIT : EV2_HEADER_READY;
+}
+
+/* Listener: cs (parked or not) now waits for its header here; 0 if it
+ * could not be parked (the caller hands it to a worker). */
+static int wait_here(ev2_conn_t *cs, int is_parked)
+{
+    cs->header_since = ev2_now();
+    if (is_parked) {
+        return ev2_conn_repark(cs, EV2_STATE_READ_HEADER);
+    }
+    cs->pub.state = EV2_STATE_READ_HEADER;
+    return ev2_conn_park(cs);
+}
+
+/* Listener: a connection just accepted. */
+void ev2_header_accepted(ev2_conn_t *cs)
+{
+    if (ev2_cfg.header_base_s > 0) {
+        switch (header_check(cs)) {
+        case EV2_HEADER_WAIT:
+            if (wait_here(cs, 0)) {
+                return;
+            }
+            break;
+        case EV2_HEADER_EOF:
+            /* Gone before it said anything: close it here. */
+            ev2_conn_pool_put(cs->p);
+            return;
+        case EV2_HEADER_READY:
+            break;
+        }
+    }
+    cs->pub.state = CONN_STATE_PROCESSING;
+    ev2_conn_push(cs);
+}
+
+/* Listener: a parked keep-alive connection became readable.  Returns 1 if
+ * its next request has begun but not fully arrived, and it now waits
+ * here; 0 when it goes to a worker (the caller's part). */
+int ev2_header_keepalive(ev2_conn_t *cs)
+{
+    /* Only HTTP/1.x in clear text can be read from the socket as it is:
+     * not TLS, not HTTP/2 (mod_http2 parks its idle connections here
+     * too). */
+    if (ev2_cfg.header_base_s <= 0 || ap_ssl_conn_is_ssl(cs->c)
+        || strcmp(ap_get_protocol(cs->c), AP_PROTOCOL_HTTP1) != 0) {
+        return 0;
+    }
+    return header_check(cs) == EV2_HEADER_WAIT && wait_here(cs, 1);
+}
+
+/* The table's ready handler: more of the header arrived (or EOF). */
+void ev2_header_ready(ev2_conn_t *cs)
+{
+    switch (header_check(cs)) {
+    case EV2_HEADER_WAIT:
+        if (ev2_poller_arm(ev2_child->poller, &cs->pe, EV2_POLL_IN)
+            == APR_SUCCESS) {
+            return;
+        }
+        break;
+    case EV2_HEADER_EOF:
+        if (!cs->c) {
+            ev2_conn_unpark(cs);
+            ev2_conn_pool_put(cs->p);
+            return;
+        }
+        break;
+    case EV2_HEADER_READY:
+        break;
+    }
+    ev2_conn_unpark(cs);
+    cs->pub.state = CONN_STATE_PROCESSING;
+    ev2_conn_push(cs);
+}
+
+/* The table's expiry handler, at every tick: still within its time (the
+ * queue's deadline is only the tick), or late. */
+void ev2_header_expired(ev2_conn_t *cs)
+{
+    apr_time_t deadline = ev2_header_deadline(cs->header_since,
+                                              cs->header_bytes,
+                                              ev2_cfg.header_base_s,
+                                              ev2_cfg.header_max_s,
+                                              ev2_cfg.header_rate);
+
+    if (ev2_now() < deadline && ev2_conn_repark(cs, EV2_STATE_READ_HEADER)) {
+        return;
+    }
+    cs->is_header_late = 1;
+    cs->pub.state = CONN_STATE_PROCESSING;
+    ev2_conn_push(cs);
+}
+
+/* The table's early close (to make room): a connection that has not even
+ * sent its header is closed here; one with a conn_rec goes through the
+ * short lingering close. */
+void ev2_header_closed_early(ev2_conn_t *cs)
+{
+    if (!cs->c) {
+        ev2_conn_pool_put(cs->p);
+        return;
+    }
+    apr_table_setn(cs->c->notes, "short-lingering-close", "1");
+    if (!ev2_linger_start(cs)) {
+        cs->pub.state = CONN_STATE_LINGER;
+        ev2_conn_push(cs);
+    }
+}
+
+/* A late connection's input filter: a read that would wait for the
+ * client times out at once instead, so httpd answers what it has as a
+ * timed-out request (the socket's own timeout would not do: httpd resets
+ * it to Timeout at each request). */
+static ap_filter_rec_t *late_filter;
+
+static apr_status_t late_read(ap_filter_t *f, apr_bucket_brigade *bb,
+                              ap_input_mode_t mode, apr_read_type_e block,
+                              apr_off_t readbytes)
+{
+    apr_status_t rv = ap_get_brigade(f->next, bb, mode, APR_NONBLOCK_READ,
+                                     readbytes);
+
+    if (block == APR_BLOCK_READ
+        && (APR_STATUS_IS_EAGAIN(rv)
+            || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)))) {
+        return APR_TIMEUP;
+    }
+    return rv;
+}
+
+void ev2_header_register(void)
+{
+    late_filter = ap_register_input_filter("EV2_HEADER_LATE", late_read, NULL,
+                                           AP_FTYPE_CONNECTION + 9);
+}
+
+/* Worker: cs ran out of AsyncHeaderTimeout: logged like mod_reqtimeout's,
+ * and its reads no longer wait (until the caller removes the filter
+ * returned). */
+ap_filter_t *ev2_header_late(ev2_conn_t *cs)
+{
+    cs->is_header_late = 0;
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cs->c, EV2LOG(085)
+                  "Request header read timeout (AsyncHeaderTimeout, %"
+                  APR_SIZE_T_FMT " bytes in %" APR_TIME_T_FMT " s)",
+                  cs->header_bytes,
+                  apr_time_sec(ev2_now() - cs->header_since));
+    return ap_add_input_filter_handle(late_filter, NULL, NULL, cs->c);
+}
