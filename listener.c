@@ -240,6 +240,9 @@ static void begin_drain(ev2_listener_t *l)
     ev2_fdq_pool_drain(ev2_child->fdq);
     /* Let workers beyond what the remaining connections need exit. */
     ev2_fdq_interrupt_all(ev2_child->fdq);
+    /* The first drain is due now, not after whatever wakes the listener
+     * next: the wake-up that told it to stop was already spent. */
+    l->drain_at = ev2_now();
 }
 
 /* Whether the loop is over; starts the drain when a stop was asked. */
