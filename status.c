@@ -125,8 +125,18 @@ void ev2_status_accepting(ev2_accept_mode_e mode)
     }
 }
 
-/* Whether another child of this child's bucket and generation accepts;
- * *not_accepting counts those that do not, this one included.  Read from
+/* A child that does not accept only for want of a free worker is below
+ * its cap: it takes a waiting client as soon as a worker frees up. */
+static int has_room_soon(int slot)
+{
+    ev2_slot_status_t *ss = slot_status(slot);
+
+    return ss && apr_atomic_read32(&ss->mode) == EV2_OFF_NO_WORKER;
+}
+
+/* Whether another child of this child's bucket and generation accepts,
+ * or will as soon as one of its workers is free;
+ * *not_accepting counts the others, this one included.  Read from
  * the scoreboard, so a moment old. */
 int ev2_status_other_accepting(int *not_accepting)
 {
@@ -144,11 +154,11 @@ int ev2_status_other_accepting(int *not_accepting)
             || ps->generation != gen || i % num_buckets != bucket) {
             continue;
         }
-        if (ps->not_accepting) {
-            (*not_accepting)++;
+        if (!ps->not_accepting || has_room_soon(i)) {
+            other = 1;
         }
         else {
-            other = 1;
+            (*not_accepting)++;
         }
     }
     return other;
