@@ -135,9 +135,10 @@ static int has_room_soon(int slot)
 }
 
 /* Whether another child of this child's bucket and generation accepts,
- * or will as soon as one of its workers is free;
- * *not_accepting counts the others, this one included.  Read from
- * the scoreboard, so a moment old. */
+ * or will as soon as one of its workers is free.  *not_accepting counts
+ * the children of the bucket that will not (at their cap, backing off),
+ * this one included.  Read from the scoreboard and the shared segment, so
+ * a moment old. */
 int ev2_status_other_accepting(int *not_accepting)
 {
     int num_buckets = ev2_retained->mpm->num_buckets;
