@@ -173,6 +173,18 @@ static void wait_for_child_exit(int hurry, apr_exit_why_e *exitwhy,
  * parent stops, and does not claim it caught SIGTERM (as stock). */
 static int had_fatal_child;
 
+/* A child of this generation exited with APEXIT_CHILDFATAL: the server
+ * stops, at once. */
+static void stop_for_fatal_child(void)
+{
+    ev2_retained->mpm->shutdown_pending = 1;
+    ev2_retained->mpm->is_ungraceful = 1;
+    had_fatal_child = 1;
+    ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf, EV2LOG(030)
+                 "a child exited with a fatal error; shutting the server "
+                 "down");
+}
+
 /* A child of slot (with its generation) has exited: settle its books and
  * decide whether to replace it now.  *remaining counts the children of a
  * new generation still waiting for a slot. */
@@ -188,12 +200,7 @@ static void child_reaped(int slot, apr_proc_t *pid, apr_exit_why_e exitwhy,
         /* Fatal only from a child of the running generation: an old one
          * may fail on what this generation fixed. */
         if (is_current) {
-            ev2_retained->mpm->shutdown_pending = 1;
-            ev2_retained->mpm->is_ungraceful = 1;
-            had_fatal_child = 1;
-            ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
-                         EV2LOG(030) "a child exited with a fatal error; "
-                         "shutting the server down");
+            stop_for_fatal_child();
         }
         else {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ap_server_conf,
@@ -315,12 +322,7 @@ static void server_main_loop(int remaining)
             }
             else if (processed == APEXIT_CHILDFATAL) {
                 /* Not in our scoreboard: we cannot tell its generation. */
-                ev2_retained->mpm->shutdown_pending = 1;
-                ev2_retained->mpm->is_ungraceful = 1;
-                had_fatal_child = 1;
-                ap_log_error(APLOG_MARK, APLOG_ALERT, 0, ap_server_conf,
-                             EV2LOG(030) "a child exited with a fatal "
-                             "error; shutting the server down");
+                stop_for_fatal_child();
             }
             else {
                 other_reaped(&pid, status);
