@@ -9,6 +9,9 @@
  *      reference parser written here (digits only, exact arithmetic).
  *   1  ev2_parse_factor(rest): accepted values are in range and within
  *      rounding of strtod's; a plain in-range number is never refused.
+ *   3  ev2_parse_header_timeout(rest): an accepted value is off (all 0)
+ *      or 1 <= base <= max <= 3600 with a rate of 0 or 1 to 10^9; a
+ *      refused one leaves the outputs alone.
  *   2  ev2_config_reconcile() on values in the directives' ranges, on a
  *      first pass or a restart with other limits, then the invariants the
  *      MPM relies on, one record per change, and that reconciling again
@@ -266,18 +269,43 @@ static void fuzz_reconcile(fuzz_in_t *in)
     free(adj);
 }
 
+/* ---- ev2_parse_header_timeout ---- */
+
+static void fuzz_header_timeout(fuzz_in_t *in)
+{
+    char buf[256];
+    const char *arg = fuzz_rest_string(in, buf, sizeof(buf));
+    int b = -7, m = -8, r = -9;
+    int rv = ev2_parse_header_timeout(arg, &b, &m, &r);
+
+    CHECK(rv == 0 || rv == -1);
+    if (rv != 0) {
+        CHECK(b == -7 && m == -8 && r == -9);
+        return;
+    }
+    if (b == 0) {
+        CHECK(m == 0 && r == 0);
+        return;
+    }
+    CHECK(b >= 1 && b <= m && m <= 3600);
+    CHECK(r >= 0 && r <= 1000000000);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_in_t in = { data, size };
 
-    switch (fuzz_u8(&in) % 3) {
+    switch (fuzz_u8(&in) % 4) {
     case 0:
         fuzz_whole(&in);
         break;
     case 1:
         fuzz_factor(&in);
+        break;
+    case 3:
+        fuzz_header_timeout(&in);
         break;
     default:
         fuzz_reconcile(&in);

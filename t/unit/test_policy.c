@@ -556,6 +556,76 @@ static void admit_does_not_count_lingering(void)
     is(ev2_admit(0, APR_UINT32_MAX, 0, 1), EV2_ADMIT);
 }
 
+/* ---- ev2_parse_header_timeout, ev2_header_deadline ---- */
+
+static void header_timeout_parses_reqtimeout_syntax(void)
+{
+    int b = -1, m = -1, r = -1;
+
+    is(ev2_parse_header_timeout("20-40,MinRate=500", &b, &m, &r), 0);
+    is(b, 20); is(m, 40); is(r, 500);
+    is(ev2_parse_header_timeout("10", &b, &m, &r), 0);
+    is(b, 10); is(m, 10); is(r, 0);
+    is(ev2_parse_header_timeout("5-7", &b, &m, &r), 0);
+    is(b, 5); is(m, 7); is(r, 0);
+    is(ev2_parse_header_timeout("2,minrate=1", &b, &m, &r), 0);
+    is(b, 2); is(m, 2); is(r, 1);
+    is(ev2_parse_header_timeout("3600-3600,MinRate=1000000000", &b, &m, &r), 0);
+    is(b, 3600); is(r, 1000000000);
+}
+
+static void header_timeout_off(void)
+{
+    int b = -1, m = -1, r = -1;
+
+    is(ev2_parse_header_timeout("off", &b, &m, &r), 0);
+    is(b, 0); is(m, 0); is(r, 0);
+    b = m = r = -1;
+    is(ev2_parse_header_timeout("OFF", &b, &m, &r), 0);
+    is(b, 0);
+    b = -1;
+    is(ev2_parse_header_timeout("0", &b, &m, &r), 0);
+    is(b, 0);
+}
+
+static void header_timeout_refuses_the_rest(void)
+{
+    static const char *const bad[] = {
+        "", "-", "abc", "20-", "-40", "40-20", "0-5", "3601", "20-3601",
+        "20,", "20,MinRate", "20,MinRate=", "20,MinRate=0", "20,Rate=5",
+        "20 ", " 20", "20-40,MinRate=500,", "20-40,MinRate=5x", "+20",
+        "20-40,MinRate=1000000001", "99999999999999999999",
+    };
+    int b = 7, m = 8, r = 9;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (ev2_parse_header_timeout(bad[i], &b, &m, &r) != -1) {
+            tap_fail(__FILE__, __LINE__, "accepted '%s'", bad[i]);
+        }
+    }
+    is(ev2_parse_header_timeout(NULL, &b, &m, &r), -1);
+    is(b, 7); is(m, 8); is(r, 9);
+}
+
+static void header_deadline_extends_with_the_rate_up_to_max(void)
+{
+    apr_time_t t0 = apr_time_from_sec(1000);
+
+    /* no bytes: the base */
+    is(ev2_header_deadline(t0, 0, 20, 40, 500), t0 + apr_time_from_sec(20));
+    /* 500 bytes: one second more */
+    is(ev2_header_deadline(t0, 500, 20, 40, 500), t0 + apr_time_from_sec(21));
+    is(ev2_header_deadline(t0, 250, 20, 40, 500),
+       t0 + apr_time_from_sec(20) + apr_time_from_msec(500));
+    /* never past the max */
+    is(ev2_header_deadline(t0, 1000000, 20, 40, 500), t0 + apr_time_from_sec(40));
+    /* no rate: the base only */
+    is(ev2_header_deadline(t0, 1000000, 20, 40, 0), t0 + apr_time_from_sec(20));
+    /* max equal to base */
+    is(ev2_header_deadline(t0, 32768, 2, 2, 1), t0 + apr_time_from_sec(2));
+}
+
 static void room_share_splits_the_backlog(void)
 {
     is(ev2_room_share(0, 1), 0);
@@ -925,6 +995,10 @@ static const tap_test_t tests[] = {
     TAP_TEST(admit_ignores_parked_connections_below_cap),
     TAP_TEST(admit_does_not_count_lingering),
     TAP_TEST(room_share_splits_the_backlog),
+    TAP_TEST(header_timeout_parses_reqtimeout_syntax),
+    TAP_TEST(header_timeout_off),
+    TAP_TEST(header_timeout_refuses_the_rest),
+    TAP_TEST(header_deadline_extends_with_the_rate_up_to_max),
     TAP_TEST(earliest_prefers_any_deadline_to_none),
     TAP_TEST(poll_timeout_none_due_and_past),
     TAP_TEST(poll_timeout_rounds_up_to_a_millisecond),
