@@ -197,6 +197,8 @@ typedef struct ev2_conn_t {
     unsigned int is_suspended:1;
     unsigned int is_expired:1;  /* its deadline passed while parked */
     unsigned int is_header_late:1; /* AsyncHeaderTimeout ran out */
+    unsigned int is_lowat:1;    /* SO_RCVLOWAT raised while waiting for
+                                 * the rest of a header (header.c) */
 } ev2_conn_t;
 
 typedef struct ev2_timer_ev_t {

@@ -57,8 +57,32 @@ apr_interval_time_t ev2_header_tick(const server_rec *s)
     return EV2_HEADER_TICK;
 }
 
+/* A waiting header's socket reports readable only once more bytes than
+ * the listener has seen wait, or the client shut down: peeking consumes
+ * nothing, so without this a socket with a partial header would be
+ * readable again the moment it is re-armed (a spin). */
+static void set_lowat(ev2_conn_t *cs, apr_size_t seen)
+{
+    int v = (int)seen + 1;
+
+    if (setsockopt(ev2_os_sock(cs->sd), SOL_SOCKET, SO_RCVLOWAT, &v,
+                   sizeof(v)) == 0) {
+        cs->is_lowat = v > 1;
+    }
+}
+
+/* Before a worker (or a close) takes cs: reads see every byte again. */
+static void clear_lowat(ev2_conn_t *cs)
+{
+    if (cs->is_lowat) {
+        set_lowat(cs, 0);
+    }
+}
+
 static ev2_header_e header_check(ev2_conn_t *cs)
 {
+    apr_size_t seen = cs->header_bytes;
+    int was_waiting = cs->is_lowat;
     ssize_t n = recv(ev2_os_sock(cs->sd), peek_buf, sizeof(peek_buf),
                      MSG_PEEK | MSG_DONTWAIT);
 
@@ -70,9 +94,18 @@ static ev2_header_e header_check(ev2_conn_t *cs)
         return errno == EAGAIN || errno == EWOULDBLOCK ? EV2_HEADER_WAIT
                                                         : EV2_HEADER_READY;
     }
+    if (was_waiting && (apr_size_t)n <= seen) {
+        /* Readable with nothing new: the client shut down its side after
+         * part of a header.  A worker reads it and httpd answers it. */
+        return EV2_HEADER_READY;
+    }
     cs->header_bytes = (apr_size_t)n;
-    return ev2_reqscan(peek_buf, (apr_size_t)n, sizeof(peek_buf))
-           == EV2_SCAN_INCOMPLETE ? EV2_HEADER_WAIT : EV2_HEADER_READY;
+    if (ev2_reqscan(peek_buf, (apr_size_t)n, sizeof(peek_buf))
+        != EV2_SCAN_INCOMPLETE) {
+        return EV2_HEADER_READY;
+    }
+    set_lowat(cs, (apr_size_t)n);
+    return EV2_HEADER_WAIT;
 }
 
 /* Listener: cs (parked or not) now waits for its header here; 0 if it
@@ -105,6 +138,7 @@ void ev2_header_accepted(ev2_conn_t *cs)
             break;
         }
     }
+    clear_lowat(cs);
     cs->pub.state = CONN_STATE_PROCESSING;
     ev2_conn_push(cs);
 }
@@ -121,7 +155,11 @@ int ev2_header_keepalive(ev2_conn_t *cs)
         || strcmp(ap_get_protocol(cs->c), AP_PROTOCOL_HTTP1) != 0) {
         return 0;
     }
-    return header_check(cs) == EV2_HEADER_WAIT && wait_here(cs, 1);
+    if (header_check(cs) == EV2_HEADER_WAIT && wait_here(cs, 1)) {
+        return 1;
+    }
+    clear_lowat(cs);
+    return 0;
 }
 
 /* The table's ready handler: more of the header arrived (or EOF). */
@@ -145,6 +183,7 @@ void ev2_header_ready(ev2_conn_t *cs)
         break;
     }
     ev2_conn_unpark(cs);
+    clear_lowat(cs);
     cs->pub.state = CONN_STATE_PROCESSING;
     ev2_conn_push(cs);
 }
@@ -162,6 +201,7 @@ void ev2_header_expired(ev2_conn_t *cs)
     if (ev2_now() < deadline && ev2_conn_repark(cs, EV2_STATE_READ_HEADER)) {
         return;
     }
+    clear_lowat(cs);
     cs->is_header_late = 1;
     cs->pub.state = CONN_STATE_PROCESSING;
     ev2_conn_push(cs);
@@ -172,6 +212,7 @@ void ev2_header_expired(ev2_conn_t *cs)
  * short lingering close. */
 void ev2_header_closed_early(ev2_conn_t *cs)
 {
+    clear_lowat(cs);
     if (!cs->c) {
         ev2_conn_pool_put(cs->p);
         return;

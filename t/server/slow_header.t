@@ -21,6 +21,8 @@ use IO::Socket::INET ();
 use Time::HiRes qw(time sleep);
 use Ev2Server;
 use Ev2HTTP;
+use Ev2Fault ();
+use POSIX ();
 
 my $N = 200;
 local $TODO = Ev2Server::is_stock() ? 'stock gives a worker to every slow client' : undef;
@@ -42,6 +44,9 @@ sub slow_client {
     $s->start;
     my @slow = grep { defined } map { slow_client($s->port, $_) } 1 .. $N;
     is(scalar @slow, $N, "$N slow clients connected");
+    my ($kid) = $s->child_pids;
+    my $ticks0 = Ev2Fault::cpu_ticks($kid) // 0;
+    my $t_start = time;
     my $t_end = time + 6;
     my $byte = 0;
     my @lat;
@@ -54,6 +59,9 @@ sub slow_client {
         push @lat, $r && $r->{status} == 200 ? time - $t0 : 99;
         sleep 0.5;
     }
+    my $cpu = ((Ev2Fault::cpu_ticks($kid) // 0) - $ticks0)
+              / POSIX::sysconf(POSIX::_SC_CLK_TCK()) / (time - $t_start);
+    ok($cpu < 0.5, sprintf('waiting headers do not make the child spin (%.0f %% of a core)', 100 * $cpu));
     my $worst = (sort { $b <=> $a } @lat)[0];
     ok(@lat >= 5 && $worst < 1,
        sprintf('a normal client is served in under a second, %d times (worst %.3f s)',
