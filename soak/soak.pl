@@ -628,14 +628,19 @@ for my $f (glob "$OUTDIR/clients/*.jsonl") {
 
 sub in { my ($t, $a, $b) = @_; return $t >= $a && $t <= $b }
 
-# mod_cgid's daemon is started again at every graceful or restart; its new
-# socket is bound (owner root, mode 0700) before it is given to the User,
-# and connect_to_daemon() retries ECONNREFUSED and ENOENT but not EACCES:
-# a CGI request that connects in between gets a 503 with this line.
+# mod_cgid's daemon is started again at every graceful or restart, and a
+# CGI request that reaches it in between is answered 503 at once with one
+# of these lines: the new socket is bound (owner root, mode 0700) before it
+# is given to the User, and connect_to_daemon() does not retry EACCES
+# (AH01257); or the old daemon is gone with its socket (it exits on the
+# SIGHUP of a restart) and ENOENT is retried only within 60 s of the
+# scoreboard's restart_time, which httpd sets only when it makes the
+# scoreboard again, after the old children are dealt with (AH02833).
 my %CGID_EACCES;
 for my $l (split /\n/, $s->log_text) {
     $CGID_EACCES{$1} = 1
-        if $l =~ /\(13\)Permission denied: \[client [^\]]*:(\d+)\] AH01257: .*unable to connect to cgi daemon/;
+        if $l =~ /\(13\)Permission denied: \[client [^\]]*:(\d+)\] AH01257: .*unable to connect to cgi daemon/
+        || $l =~ /\(2\)No such file or directory: \[client [^\]]*:(\d+)\] AH02833: .*ScriptSock .* does not exist/;
 }
 
 # Classify one failure of a checked client.
