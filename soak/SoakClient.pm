@@ -490,10 +490,13 @@ sub k_slowread {
 
 # Half-open clients: up to 4 connections that send nothing or half a
 # request header.  The server must close each within 90 s: a silent
-# connection lasts about 42 s with either MPM when idle (Timeout 20 waiting
-# for the first byte, then mod_reqtimeout's header limit and a second
-# Timeout), half a header about 10 s (408); 90 s leaves room for a child
-# that is stopping meanwhile.  The client closes them itself at the deadline.
+# connection lasts about 42 s with either MPM when idle (about 31.6 s in
+# the kernel before it is accepted, TCP_DEFER_ACCEPT, then mod_reqtimeout's
+# header limit of 10 s), half a header about 10 s (408); 90 s leaves room
+# for a child that is stopping meanwhile.  A silent connection still in
+# the kernel when graceful-stop closes the listeners is dropped without a
+# reset and never closed (soak.pl's gstop_deferred).  The client closes
+# them itself at the deadline.
 sub k_halfopen {
     my @held;
     my $limit = 90;

@@ -244,6 +244,27 @@ sub client_ports_of {
     return sort { $a <=> $b } @p;
 }
 
+# The client ports of connections the kernel holds for the listeners in
+# SYN_RECV: httpd sets TCP_DEFER_ACCEPT (30 s) on Linux, so a connection
+# that has sent nothing is not accepted yet, and no process has it.
+sub syn_recv_ports {
+    my @p;
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $fh, '<', $f or next;
+        <$fh>;
+        while (<$fh>) {
+            my @c = split;
+            next unless @c >= 4 && $c[3] eq '03';
+            my ($lp) = $c[1] =~ /:([0-9A-F]+)$/;
+            my ($rp) = $c[2] =~ /:([0-9A-F]+)$/;
+            next unless defined $lp && defined $rp;
+            push @p, hex $rp if hex($lp) == $PORT || hex($lp) == $tls_port;
+        }
+        close $fh;
+    }
+    return sort { $a <=> $b } @p;
+}
+
 # ---- status ----------------------------------------------------------------
 
 sub status {
@@ -430,6 +451,9 @@ sub do_event {
         my $old = $s->{pid};
         open my $pf, '>', "$OUTDIR/pause";
         close $pf;
+        # Closing the listeners drops these without a reset (see
+        # syn_recv_ports): a silent client is never told.
+        $e->{deferred} = [ syn_recv_ports() ];
         eval { $s->graceful_stop; 1 } or $e->{error} = "$@";
         $e->{gone} = $s->wait_gone($GST + 20) ? 1 : 0;
         $e->{t_gone} = time;
@@ -604,9 +628,39 @@ for my $f (glob "$OUTDIR/clients/*.jsonl") {
 
 sub in { my ($t, $a, $b) = @_; return $t >= $a && $t <= $b }
 
+# mod_cgid's daemon is started again at every graceful or restart, and a
+# CGI request that reaches it in between is answered 503 at once with one
+# of these lines: the new socket is bound (owner root, mode 0700) before it
+# is given to the User, and connect_to_daemon() does not retry EACCES
+# (AH01257); or the old daemon is gone with its socket (it exits on the
+# SIGHUP of a restart) and ENOENT is retried only within 60 s of the
+# scoreboard's restart_time, which httpd sets only when it makes the
+# scoreboard again, after the old children are dealt with (AH02833).
+my %CGID_EACCES;
+for my $l (split /\n/, $s->log_text) {
+    $CGID_EACCES{$1} = 1
+        if $l =~ /\(13\)Permission denied: \[client [^\]]*:(\d+)\] AH01257: .*unable to connect to cgi daemon/
+        || $l =~ /\(2\)No such file or directory: \[client [^\]]*:(\d+)\] AH02833: .*ScriptSock .* does not exist/;
+}
+
 # Classify one failure of a checked client.
 sub classify {
     my $f = shift;
+    if (($f->{kind} // '') eq 'cgi' && $f->{phase} eq 'bad' && ($f->{err} // '') eq 'status 503'
+            && $f->{lport} && $CGID_EACCES{$f->{lport}}) {
+        for my $e (@EVENTS) {
+            return 'cgid_restart' if ($e->{type} eq 'graceful' || $e->{type} eq 'restart')
+                && in($f->{t}, $e->{t0}, $e->{t1} + 2);
+        }
+    }
+    if (($f->{kind} // '') eq 'halfopen' && $f->{phase} eq 'not_closed'
+            && ($f->{err} // '') =~ /^nothing sent/ && $f->{lport}) {
+        for my $e (@EVENTS) {
+            return 'gstop_deferred' if $e->{type} eq 'gstop'
+                && grep({ $_ == $f->{lport} } @{ $e->{deferred} // [] })
+                && ($f->{conn_t0} // 1e12) <= $e->{t0};
+        }
+    }
     return 'unexplained' if $f->{phase} eq 'bad' || $f->{phase} eq 'not_closed';
     for my $e (@EVENTS) {
         if ($e->{type} eq 'kill' && $e->{pid}) {
@@ -655,6 +709,10 @@ for my $e (@EVENTS) {
         my $w = POSIX::ceil(($e->{t1} - $e->{t0} + 2) / $SoakClient::BACKOFF);
         $ABOUND{gstop_down} += $NSLOTS * (1 + $w);
         $ABOUND{gstop_timeout} += $NSLOTS;
+        $ABOUND{gstop_deferred} += scalar @{ $e->{deferred} // [] };
+    }
+    if ($e->{type} eq 'graceful' || $e->{type} eq 'restart') {
+        $ABOUND{cgid_restart} += sum(0, map { $_->[1] } grep { $_->[0] eq 'cgi' } @CLIENTS);
     }
 }
 
