@@ -228,6 +228,11 @@ void ev2_make_room(ev2_listener_t *l, apr_time_t now)
     if (closed >= share) {
         l->room_at = EV2_NO_DEADLINE;
     }
+    else if (l->room_at == EV2_NO_DEADLINE) {
+        /* Nothing idle to close yet (all with workers, or queued for
+         * them): look again soon, while clients still wait. */
+        l->room_at = now + EV2_ROOM_RECHECK;
+    }
 }
 
 /* What pop_oldest_idle() looks for, and tells back. */
