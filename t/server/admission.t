@@ -117,6 +117,20 @@ sub pump {
     }
 }
 
+# End one slow download (its worker frees up) and read the response of the
+# waiting client $new meanwhile, for up to 10 s.
+sub free_a_worker {
+    my ($dl, $new) = @_;
+    my $r;
+    my $t = time + 10;
+    (shift @$dl)->close;
+    while (!$r && $new && time < $t) {
+        pump($dl);
+        $r = $new->read_response(timeout => 0.2);
+    }
+    return $r;
+}
+
 sub pump_for {
     my ($dl, $secs) = @_;
     my $t = time + $secs;
@@ -143,14 +157,7 @@ sub pump_for {
     is("@closed", '', 'below the cap, busy workers close no idle connection');
 
     # A worker frees up: the waiting client is served.
-    my $gone = shift @dl;
-    $gone->close;
-    my $r;
-    my $t = time + 10;
-    while (!$r && time < $t) {
-        pump(\@dl);
-        $r = $new->read_response(timeout => 0.2) if $new;
-    }
+    my $r = free_a_worker(\@dl, $new);
     ok($r && $r->{status} == 200, 'the waiting client is served once a worker is free');
     is(scalar(grep { !$_->{eof} } @dl), 3, 'the other slow downloads are untouched');
     $_->close for @idle, @dl;
@@ -179,14 +186,7 @@ sub pump_for {
     pump_for(\@dl, 1.5);
     my @closed = closed_ones(\@idle, 0.1);
     is("@closed", '0', 'at the cap, the oldest idle connection (only) made room');
-    my $gone = shift @dl;
-    $gone->close;
-    my $r;
-    my $t = time + 10;
-    while (!$r && time < $t) {
-        pump(\@dl);
-        $r = $new->read_response(timeout => 0.2) if $new;
-    }
+    my $r = free_a_worker(\@dl, $new);
     ok($r && $r->{status} == 200, 'the waiting client is served');
     is(scalar(grep { !$_->{eof} } @dl), 3, 'the slow downloads are untouched');
     $_->close for @idle, @dl;
