@@ -20,15 +20,7 @@ use Ev2Fault;
 
 if (my $why = Ev2Fault::unavailable()) { plan skip_all => $why }
 
-my $f = Ev2Fault->new(mpm => <<'EOF2');
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+my $f = Ev2Fault->new(mpm => Ev2Server::one_child(4));
 my $s = $f->server;
 $s->start;
 my ($kid) = $s->child_pids;

@@ -20,16 +20,7 @@ use Ev2Server;
 use Ev2HTTP;
 use Ev2Fault;
 
-my $s = Ev2Server->new(nofile => 48, mpm => <<'EOF2', conf => "KeepAliveTimeout 30\n");
-StartServers 1
-ServerLimit 1
-ThreadLimit 8
-ThreadsPerChild 8
-MaxRequestWorkers 8
-MinSpareThreads 1
-MaxSpareThreads 8
-AsyncRequestWorkerFactor 20
-EOF2
+my $s = Ev2Server->new(nofile => 48, mpm => Ev2Server::one_child(8, AsyncRequestWorkerFactor => 20), conf => "KeepAliveTimeout 30\n");
 $s->start;
 my ($kid) = $s->child_pids;
 ok($kid, "one child: $kid");

@@ -67,15 +67,7 @@ ok($s->stop, 'server stopped cleanly');
 # keeps), every new connection pool failing.  A busy loop shows as the
 # number of attempts (CPU alone is not reliable here: the shim's three
 # system calls per logged failure, and other load, slow the loop down).
-my $g = Ev2Fault->new(mpm => <<'EOF2');
-StartServers 1
-ServerLimit 1
-ThreadLimit 4
-ThreadsPerChild 4
-MaxRequestWorkers 4
-MinSpareThreads 1
-MaxSpareThreads 4
-EOF2
+my $g = Ev2Fault->new(mpm => Ev2Server::one_child(4));
 $s = $g->server;
 $s->start;
 my ($kid) = $s->child_pids;
