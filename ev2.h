@@ -390,7 +390,6 @@ void ev2_set_busy(ev2_worker_t *w, ev2_conn_t *cs);
 /* What a parking state means, one row per state a connection waits in
  * the listener's hands (ev2_state_of() is NULL for the others). */
 typedef struct {
-    const char *name;
     unsigned int poll;          /* EV2_POLL_* to wait for */
     unsigned int honours_sense:1; /* CONN_SENSE_WANT_* overrides poll */
     unsigned int keeps_stamp:1; /* the deadline counts from linger_since,

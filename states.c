@@ -96,33 +96,42 @@ static apr_interval_time_t linger_short_timeout(const server_rec *s)
 /* The failure texts are stock event's for the same wait. */
 static const ev2_state_t states[EV2_STATES] = {
     [CONN_STATE_KEEPALIVE] = {
-        "keep-alive", EV2_POLL_IN, 0, 0, 1,
-        vhost_keepalive_timeout, ready_keepalive, expired_idle,
-        APLOGNO(03093) "process_socket: apr_pollset_add failure for "
-        "keep alive" },
+        .poll = EV2_POLL_IN, .is_idle = 1,
+        .timeout = vhost_keepalive_timeout,
+        .ready = ready_keepalive, .expired = expired_idle,
+        .park_failed = APLOGNO(03093) "process_socket: apr_pollset_add "
+                       "failure for keep alive" },
     [CONN_STATE_WRITE_COMPLETION] = {
-        "write completion", EV2_POLL_OUT, 1, 0, 0,
-        vhost_timeout, ready_to_write, expired_close,
-        APLOGNO(03465) "process_socket: apr_pollset_add failure in "
-        "CONN_STATE_WRITE_COMPLETION" },
+        .poll = EV2_POLL_OUT, .honours_sense = 1,
+        .timeout = vhost_timeout,
+        .ready = ready_to_write, .expired = expired_close,
+        .park_failed = APLOGNO(03465) "process_socket: apr_pollset_add "
+                       "failure in CONN_STATE_WRITE_COMPLETION" },
     [CONN_STATE_ASYNC_WAITIO] = {
-        "wait-io", EV2_POLL_IN, 1, 0, 0,
-        vhost_timeout, ready_to_read, expired_close,
-        APLOGNO(10503) "process_socket: apr_pollset_add failure in "
-        "CONN_STATE_ASYNC_WAITIO" },
+        .poll = EV2_POLL_IN, .honours_sense = 1,
+        .timeout = vhost_timeout,
+        .ready = ready_to_read, .expired = expired_close,
+        .park_failed = APLOGNO(10503) "process_socket: apr_pollset_add "
+                       "failure in CONN_STATE_ASYNC_WAITIO" },
     [CONN_STATE_LINGER_NORMAL] = {
-        "lingering close", EV2_POLL_IN, 0, 1, 0,
-        linger_normal_timeout, ev2_linger_ready, ev2_linger_expired,
-        APLOGNO(03092) "process_lingering_close: apr_pollset_add failure" },
+        .poll = EV2_POLL_IN, .keeps_stamp = 1,
+        .timeout = linger_normal_timeout,
+        .ready = ev2_linger_ready, .expired = ev2_linger_expired,
+        .park_failed = APLOGNO(03092) "process_lingering_close: "
+                       "apr_pollset_add failure" },
     [CONN_STATE_LINGER_SHORT] = {
-        "short lingering close", EV2_POLL_IN, 0, 1, 0,
-        linger_short_timeout, ev2_linger_ready, ev2_linger_expired,
-        APLOGNO(03092) "process_lingering_close: apr_pollset_add failure" },
+        .poll = EV2_POLL_IN, .keeps_stamp = 1,
+        .timeout = linger_short_timeout,
+        .ready = ev2_linger_ready, .expired = ev2_linger_expired,
+        .park_failed = APLOGNO(03092) "process_lingering_close: "
+                       "apr_pollset_add failure" },
     [EV2_STATE_READ_HEADER] = {
-        "reading header", EV2_POLL_IN, 0, 0, 1,
-        ev2_header_tick, ev2_header_ready, ev2_header_expired,
-        EV2LOG(086) "epoll_ctl failed for a connection waiting for its "
-        "header", ev2_header_closed_early },
+        .poll = EV2_POLL_IN, .is_idle = 1,
+        .timeout = ev2_header_tick,
+        .ready = ev2_header_ready, .expired = ev2_header_expired,
+        .closed_early = ev2_header_closed_early,
+        .park_failed = EV2LOG(086) "epoll_ctl failed for a connection "
+                       "waiting for its header" },
 };
 
 const ev2_state_t *ev2_state_of(conn_state_e state)
