@@ -200,6 +200,10 @@ EOF2
             push @{ $busy{$s->port} }, $c if $c;
         }
     }
+    # Let a maintenance pass see the busy workers first, so that what it
+    # logs about them (AH00484, for either MPM) falls before the step, not
+    # inside it at random.
+    sleep 1.5;
     step('graceful with every slot draining', \%srv, sub { $_[0]->graceful },
         sub { $_[1] =~ /ServerLimit/ }, 6, 0.5);
     $_->close for map { @$_ } values %busy;
