@@ -51,13 +51,16 @@ static int names_a_version(const char *buf, apr_size_t start, apr_size_t end)
 }
 
 /* After a request line ending at pos: complete once an empty line (LF or
- * CRLF alone) ends the header fields. */
-static ev2_scan_e scan_fields(const char *buf, apr_size_t pos, apr_size_t len)
+ * CRLF alone) ends the header fields; *end is then the offset just past
+ * it. */
+static ev2_scan_e scan_fields(const char *buf, apr_size_t pos, apr_size_t len,
+                              apr_size_t *end)
 {
     while (pos < len) {
-        apr_size_t end;
+        apr_size_t next;
 
         if (buf[pos] == '\n') {
+            *end = pos + 1;
             return EV2_SCAN_COMPLETE;
         }
         if (buf[pos] == '\r') {
@@ -65,21 +68,213 @@ static ev2_scan_e scan_fields(const char *buf, apr_size_t pos, apr_size_t len)
                 return EV2_SCAN_INCOMPLETE;
             }
             if (buf[pos + 1] == '\n') {
+                *end = pos + 2;
                 return EV2_SCAN_COMPLETE;
             }
         }
-        if ((end = line_end(buf, pos, len)) == 0) {
+        if ((next = line_end(buf, pos, len)) == 0) {
             return EV2_SCAN_INCOMPLETE;
         }
-        pos = end;
+        pos = next;
     }
     return EV2_SCAN_INCOMPLETE;
 }
 
-/* An HTTP/1.x request (or HTTP/0.9 line) starting at pos. */
-static ev2_scan_e scan_http(const char *buf, apr_size_t pos, apr_size_t len)
+/* What the header fields between from and to say of a body. */
+typedef struct {
+    int has_length;             /* one well-formed Content-Length */
+    apr_size_t length;
+    int is_chunked;             /* Transfer-Encoding ending in chunked */
+    int is_unsure;              /* something httpd answers on its own or
+                                 * we do not read: do not wait for a body */
+} body_info_t;
+
+static int lower(char c)
 {
-    apr_size_t end;
+    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+/* Whether the n bytes at p are the field name w (lower case). */
+static int name_is(const char *p, apr_size_t n, const char *w)
+{
+    apr_size_t i;
+
+    if (n != strlen(w)) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (lower(p[i]) != w[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether the value v[0 .. n) contains w (lower case), ignoring case. */
+static int value_has(const char *v, apr_size_t n, const char *w)
+{
+    apr_size_t i, j, m = strlen(w);
+
+    for (i = 0; i + m <= n; i++) {
+        for (j = 0; j < m && lower(v[i + j]) == w[j]; j++) {
+        }
+        if (j == m) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether the value v[0 .. n) ends with the coding "chunked". */
+static int ends_chunked(const char *v, apr_size_t n)
+{
+    static const char w[] = "chunked";
+    apr_size_t m = sizeof(w) - 1, i;
+
+    if (n < m) {
+        return 0;
+    }
+    for (i = 0; i < m; i++) {
+        if (lower(v[n - m + i]) != w[i]) {
+            return 0;
+        }
+    }
+    return n == m || v[n - m - 1] == ',' || v[n - m - 1] == ' '
+           || v[n - m - 1] == '\t';
+}
+
+static void read_fields(const char *buf, apr_size_t pos, apr_size_t to,
+                        body_info_t *bi)
+{
+    memset(bi, 0, sizeof(*bi));
+    while (pos < to) {
+        apr_size_t end = line_end(buf, pos, to), name, v, vend;
+        const char *colon;
+
+        if (end == 0 || buf[pos] == '\n' || buf[pos] == '\r') {
+            break;                              /* the empty line */
+        }
+        if (buf[pos] == ' ' || buf[pos] == '\t') {
+            /* A folded line: httpd's rules for it are its own. */
+            bi->is_unsure = 1;
+            return;
+        }
+        vend = end - 1;
+        if (vend > pos && buf[vend - 1] == '\r') {
+            vend--;
+        }
+        colon = memchr(buf + pos, ':', vend - pos);
+        if (colon) {
+            name = (apr_size_t)(colon - buf) - pos;
+            v = (apr_size_t)(colon - buf) + 1;
+            while (v < vend && (buf[v] == ' ' || buf[v] == '\t')) {
+                v++;
+            }
+            while (vend > v && (buf[vend - 1] == ' ' || buf[vend - 1] == '\t')) {
+                vend--;
+            }
+            if (name_is(buf + pos, name, "content-length")) {
+                apr_size_t n = 0, i;
+
+                if (bi->has_length || v == vend) {
+                    bi->is_unsure = 1;          /* httpd answers 400 */
+                }
+                for (i = v; i < vend; i++) {
+                    if (buf[i] < '0' || buf[i] > '9'
+                        || n > ((apr_size_t)-1 - 9) / 10) {
+                        bi->is_unsure = 1;
+                        break;
+                    }
+                    n = n * 10 + (apr_size_t)(buf[i] - '0');
+                }
+                bi->has_length = 1;
+                bi->length = n;
+            }
+            else if (name_is(buf + pos, name, "transfer-encoding")) {
+                if (bi->is_chunked || !ends_chunked(buf + v, vend - v)) {
+                    bi->is_unsure = 1;          /* httpd answers 400/501 */
+                }
+                bi->is_chunked = 1;
+            }
+            else if (name_is(buf + pos, name, "expect")
+                     && value_has(buf + v, vend - v, "100-continue")) {
+                /* The client waits for httpd's 100 before its body. */
+                bi->is_unsure = 1;
+            }
+        }
+        pos = end;
+    }
+}
+
+/* The value of the hex digit c, or -1. */
+static int hex(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (char)lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A chunked body from pos: complete once the last chunk and the trailer
+ * fields after it are there; anything malformed is complete too (httpd
+ * answers it). */
+static ev2_scan_e scan_chunks(const char *buf, apr_size_t pos, apr_size_t len)
+{
+    apr_size_t trailer_end;
+
+    for (;;) {
+        apr_size_t size = 0, end, i;
+        int digits = 0, d;
+
+        if ((end = line_end(buf, pos, len)) == 0) {
+            return EV2_SCAN_INCOMPLETE;
+        }
+        for (i = pos; i < end && (d = hex(buf[i])) >= 0; i++) {
+            if (size > ((apr_size_t)-1 >> 4) - 1) {
+                return EV2_SCAN_COMPLETE;       /* too big: httpd says so */
+            }
+            size = size * 16 + (apr_size_t)d;
+            digits++;
+        }
+        if (digits == 0 || (buf[i] != ';' && buf[i] != ' ' && buf[i] != '\t'
+                            && buf[i] != '\r' && buf[i] != '\n')) {
+            return EV2_SCAN_COMPLETE;
+        }
+        if (size == 0) {
+            /* The last chunk: trailer fields up to an empty line. */
+            return scan_fields(buf, end, len, &trailer_end);
+        }
+        pos = end;
+        if (len - pos < size || len - pos - size < 1) {
+            return EV2_SCAN_INCOMPLETE;
+        }
+        pos += size;
+        if (buf[pos] == '\r') {
+            if (len - pos < 2) {
+                return EV2_SCAN_INCOMPLETE;
+            }
+            pos++;
+        }
+        if (buf[pos] != '\n') {
+            return EV2_SCAN_COMPLETE;
+        }
+        pos++;
+    }
+}
+
+/* What one scan needs besides the bytes. */
+typedef struct {
+    apr_size_t body_max;        /* wait for a body of up to this */
+    apr_size_t header_len;      /* out: the header's length, once whole */
+} scan_t;
+
+/* An HTTP/1.x request (or HTTP/0.9 line) starting at pos. */
+static ev2_scan_e scan_http(scan_t *sc, const char *buf, apr_size_t pos,
+                            apr_size_t len)
+{
+    apr_size_t end, header_end;
+    body_info_t bi;
 
     /* Blank lines before the request line are skipped, as httpd does:
      * LF or CRLF alone.  A CR before anything else starts the request
@@ -105,7 +300,31 @@ static ev2_scan_e scan_http(const char *buf, apr_size_t pos, apr_size_t len)
     if (!names_a_version(buf, pos, end)) {
         return EV2_SCAN_COMPLETE;
     }
-    return scan_fields(buf, end, len);
+    if (scan_fields(buf, end, len, &header_end) != EV2_SCAN_COMPLETE) {
+        return EV2_SCAN_INCOMPLETE;
+    }
+    sc->header_len = header_end;
+    if (sc->body_max == 0) {
+        return EV2_SCAN_COMPLETE;
+    }
+    read_fields(buf, end, header_end, &bi);
+    if (bi.is_unsure) {
+        return EV2_SCAN_COMPLETE;
+    }
+    if (bi.is_chunked) {
+        ev2_scan_e e = scan_chunks(buf, header_end, len);
+
+        /* Past the bound a chunked body goes on as today. */
+        if (e == EV2_SCAN_INCOMPLETE && len - header_end >= sc->body_max) {
+            return EV2_SCAN_COMPLETE;
+        }
+        return e;
+    }
+    if (bi.has_length && bi.length <= sc->body_max
+        && len - header_end < bi.length) {
+        return EV2_SCAN_INCOMPLETE;
+    }
+    return EV2_SCAN_COMPLETE;
 }
 
 /* A PROXY v2 block at pos: 16 bytes and the length they announce. */
@@ -128,7 +347,7 @@ static ev2_scan_e scan_proxy2(const char *buf, apr_size_t pos, apr_size_t len,
 
 /* What a connection starts with once any PROXY header is skipped: a TLS
  * record, the HTTP/2 preface or an HTTP/1.x request, from pos. */
-static ev2_scan_e scan_payload(const char *buf, apr_size_t pos,
+static ev2_scan_e scan_payload(scan_t *sc, const char *buf, apr_size_t pos,
                                apr_size_t len)
 {
     if (pos >= len) {
@@ -149,10 +368,10 @@ static ev2_scan_e scan_payload(const char *buf, apr_size_t pos,
         return len - pos >= H2_PREFACE_LEN ? EV2_SCAN_COMPLETE
                                            : EV2_SCAN_INCOMPLETE;
     }
-    return scan_http(buf, pos, len);
+    return scan_http(sc, buf, pos, len);
 }
 
-static ev2_scan_e scan(const char *buf, apr_size_t len)
+static ev2_scan_e scan(scan_t *sc, const char *buf, apr_size_t len)
 {
     apr_size_t pos = 0;
 
@@ -179,15 +398,32 @@ static ev2_scan_e scan(const char *buf, apr_size_t len)
     }
     /* Behind a PROXY header may come anything a client starts with: a
      * load balancer in front of an HTTPS backend sends TLS. */
-    return scan_payload(buf, pos, len);
+    return scan_payload(sc, buf, pos, len);
+}
+
+ev2_scan_e ev2_reqscan_req(const char *buf, apr_size_t len, apr_size_t limit,
+                           apr_size_t body_max, apr_size_t *header_len)
+{
+    scan_t sc;
+    ev2_scan_e e;
+
+    sc.body_max = body_max;
+    sc.header_len = 0;
+    e = scan(&sc, buf, len);
+    if (header_len) {
+        *header_len = sc.header_len;
+    }
+    if (sc.header_len == 0 && e == EV2_SCAN_INCOMPLETE && len >= limit) {
+        return EV2_SCAN_TOO_LONG;
+    }
+    if (sc.header_len > limit && e == EV2_SCAN_INCOMPLETE) {
+        /* A header longer than the limit: no waiting for its body. */
+        return EV2_SCAN_TOO_LONG;
+    }
+    return e;
 }
 
 ev2_scan_e ev2_reqscan(const char *buf, apr_size_t len, apr_size_t limit)
 {
-    ev2_scan_e e = scan(buf, len);
-
-    if (e == EV2_SCAN_INCOMPLETE && len >= limit) {
-        return EV2_SCAN_TOO_LONG;
-    }
-    return e;
+    return ev2_reqscan_req(buf, len, limit, 0, NULL);
 }

@@ -20,7 +20,8 @@
  *  - a PROXY protocol v1 line or v2 block is skipped, and what follows it
  *    must be complete in turn.
  * Anything longer than the caller's limit without being complete is
- * handed over as it is (httpd's own limits answer it).
+ * handed over as it is (httpd's own limits answer it).  With
+ * ev2_reqscan_req(), a request body of bounded size must be there too.
  */
 
 #ifndef EV2_REQSCAN_H
@@ -35,7 +36,24 @@ typedef enum {
 } ev2_scan_e;
 
 /** Scan the len bytes at buf (what the client sent so far); limit is the
- *  most the caller can look at (its peek buffer). */
+ *  most the caller can look at (its peek buffer).  The header alone. */
 ev2_scan_e ev2_reqscan(const char *buf, apr_size_t len, apr_size_t limit);
+
+/** The same, and an HTTP/1.x request with a body is complete only once
+ *  its body is there too, if it is of at most body_max bytes: a
+ *  Content-Length of up to body_max, or a chunked body until its last
+ *  chunk and trailer (incomplete while fewer than body_max bytes followed
+ *  the header).  Complete at the header, as ev2_reqscan() says it, when
+ *  the body is longer, when the client sent "Expect: 100-continue" (it
+ *  waits for httpd's answer), or when the framing is one httpd rejects
+ *  (two lengths, a bad number, a coding other than chunked last, a folded
+ *  field): httpd answers those itself.  body_max 0 is ev2_reqscan().
+ *  limit bounds the header: TOO_LONG if it is incomplete at limit bytes,
+ *  or complete but longer than limit with its body still to come.  If
+ *  header_len is not NULL it receives the header's length once the header
+ *  is whole (the empty line included), else 0: INCOMPLETE with a non-zero
+ *  header_len means only body bytes are missing. */
+ev2_scan_e ev2_reqscan_req(const char *buf, apr_size_t len, apr_size_t limit,
+                           apr_size_t body_max, apr_size_t *header_len);
 
 #endif /* EV2_REQSCAN_H */

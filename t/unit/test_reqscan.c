@@ -1,8 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * test_reqscan.c - unit tests for ev2_reqscan() (reqscan.h): whether what
- * a client has sent so far is a whole request header.  Every scan is of
+ * test_reqscan.c - unit tests for ev2_reqscan() and ev2_reqscan_req()
+ * (reqscan.h): whether what a client has sent so far is a whole request
+ * header (and its body, if bounded).  Every scan is of
  * a heap copy of exactly the bytes given, so that under ASan a read past
  * len fails the test.  Most cases walk every prefix of their input: the
  * answer must be INCOMPLETE up to the point where the header is whole
@@ -350,6 +351,230 @@ static void post_complete_at_empty_line(void)
     PREFIXES(post, sizeof(post) - 1, hdr);
 }
 
+/* ---- bodies (ev2_reqscan_req) ---- */
+
+#define BODY_MAX 65536
+
+/* ev2_reqscan_req of the first n bytes of s, copied as in scan_lim. */
+static ev2_scan_e scan_req(const char *s, apr_size_t n, apr_size_t limit,
+                           apr_size_t body_max, apr_size_t *header_len)
+{
+    char *copy = malloc(n);
+    ev2_scan_e e;
+
+    require(copy != NULL || n == 0);
+    if (n) {
+        memcpy(copy, s, n);
+    }
+    e = ev2_reqscan_req(copy, n, limit, body_max, header_len);
+    free(copy);
+    return e;
+}
+
+/* As prefixes_complete_at, with bodies waited for; also checks the header
+ * length reported: 0 before hdr bytes, hdr from there on. */
+static void body_prefixes(const char *s, apr_size_t n, apr_size_t hdr,
+                          apr_size_t complete_at, int line)
+{
+    apr_size_t k;
+
+    for (k = 0; k <= n; k++) {
+        ev2_scan_e want = k < complete_at ? EV2_SCAN_INCOMPLETE
+                                          : EV2_SCAN_COMPLETE;
+        apr_size_t hl = 12345;
+        ev2_scan_e got = scan_req(s, k, NO_LIMIT, BODY_MAX, &hl);
+
+        if (got != want || hl != (k < hdr ? 0 : hdr)) {
+            tap_fail(__FILE__, line, "prefix of %lu bytes (of %lu): got %d "
+                     "with header %lu, expected %d (complete at %lu, header "
+                     "%lu)", (unsigned long)k, (unsigned long)n, (int)got,
+                     (unsigned long)hl, (int)want, (unsigned long)complete_at,
+                     (unsigned long)hdr);
+            return;
+        }
+    }
+}
+#define BODY_PREFIXES(...) body_prefixes(__VA_ARGS__, __LINE__)
+
+static void content_length_waits_for_body(void)
+{
+    static const char post[] =
+        "POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"
+        "hello\r\n\r\nab";
+    apr_size_t n = sizeof(post) - 1;
+
+    BODY_PREFIXES(post, n, n - 11, n);
+    /* Without a body bound: the header alone, as ev2_reqscan. */
+    is(scan_req(post, n - 11, NO_LIMIT, 0, NULL), EV2_SCAN_COMPLETE);
+}
+
+static void content_length_zero_and_none(void)
+{
+    static const char zero[] =
+        "POST /f HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+
+    BODY_PREFIXES(zero, sizeof(zero) - 1, sizeof(zero) - 1,
+                  sizeof(zero) - 1);
+    BODY_PREFIXES(get11, GET11_LEN, GET11_LEN, GET11_LEN);
+}
+
+static void content_length_case_and_spaces(void)
+{
+    static const char post[] =
+        "POST /f HTTP/1.0\nCONTENT-length:   3  \n\nabc";
+    apr_size_t n = sizeof(post) - 1;
+
+    BODY_PREFIXES(post, n, n - 3, n);
+}
+
+static void content_length_beyond_bound_as_today(void)
+{
+    static const char post[] =
+        "POST /f HTTP/1.1\r\nContent-Length: 65537\r\n\r\nab";
+    apr_size_t n = sizeof(post) - 1, hl = 0;
+
+    is(scan_req(post, n, NO_LIMIT, BODY_MAX, &hl), EV2_SCAN_COMPLETE);
+    is(hl, n - 2);
+    /* At the bound it waits. */
+    is(scan_req(LIT("POST / HTTP/1.1\r\nContent-Length: 65536\r\n\r\nab"),
+                NO_LIMIT, BODY_MAX, NULL), EV2_SCAN_INCOMPLETE);
+}
+
+static void bad_framing_is_complete_at_header(void)
+{
+    static const char *const bad[] = {
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5x\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\n folded\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\n"
+        "Expect: 100-Continue\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        apr_size_t hl = 0;
+
+        if (scan_req(bad[i], strlen(bad[i]), NO_LIMIT, BODY_MAX, &hl)
+            != EV2_SCAN_COMPLETE || hl != strlen(bad[i])) {
+            tap_fail(__FILE__, __LINE__, "case %lu not complete at its "
+                     "header", (unsigned long)i);
+        }
+    }
+}
+
+static void chunked_waits_for_last_chunk_and_trailer(void)
+{
+    static const char post[] =
+        "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "5\r\nhello\r\n"
+        "a;ext=1\r\n0123456789\r\n"
+        "0\r\nX-Trailer: t\r\n\r\n";
+    static const char lf[] =
+        "POST /c HTTP/1.1\nTransfer-Encoding: Chunked\n\n"
+        "3\nabc\n0\n\n";
+    apr_size_t n = sizeof(post) - 1;
+    apr_size_t hdr = strstr(post, "\r\n\r\n") - post + 4;
+
+    BODY_PREFIXES(post, n, hdr, n);
+    BODY_PREFIXES(lf, sizeof(lf) - 1, strstr(lf, "\n\n") - lf + 2,
+                  sizeof(lf) - 1);
+}
+
+static void chunked_malformed_is_complete(void)
+{
+    static const char *const bad[] = {
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "fffffffffffffffffffff\r\n",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (scan_req(bad[i], strlen(bad[i]), NO_LIMIT, BODY_MAX, NULL)
+            != EV2_SCAN_COMPLETE) {
+            tap_fail(__FILE__, __LINE__, "case %lu not complete",
+                     (unsigned long)i);
+        }
+    }
+}
+
+static void chunked_beyond_bound_as_today(void)
+{
+    static const char head[] =
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    apr_size_t h = sizeof(head) - 1, n;
+    char *buf = malloc(h + 20 + 100);
+
+    require(buf != NULL);
+    memcpy(buf, head, h);
+    n = h + (apr_size_t)sprintf(buf + h, "64\r\n");
+    memset(buf + n, 'b', 50);
+    n += 50;
+    /* 54 body bytes so far: waits under a bound of 100, not under 54. */
+    is(scan_req(buf, n, NO_LIMIT, 100, NULL), EV2_SCAN_INCOMPLETE);
+    is(scan_req(buf, n, NO_LIMIT, 54, NULL), EV2_SCAN_COMPLETE);
+    free(buf);
+}
+
+static void body_after_proxy_header(void)
+{
+    char buf[256];
+    static const char post[] =
+        "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nok";
+    apr_size_t n = cat(buf, proxy1, PROXY1_LEN, LIT(post));
+
+    BODY_PREFIXES(buf, n, n - 2, n);
+}
+
+static void pipelined_after_body(void)
+{
+    static const char two[] =
+        "POST /1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+        "GET /2 HTTP/1.1\r\n\r\n";
+    apr_size_t first = strstr(two, "abc") - two + 3;
+
+    BODY_PREFIXES(two, sizeof(two) - 1, first - 3, first);
+}
+
+static void header_limit_with_body(void)
+{
+    static const char post[] =
+        "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nab";
+    apr_size_t n = sizeof(post) - 1, hl = 0;
+
+    /* The header fits the limit: wait for the body past it. */
+    is(scan_req(post, n, n - 2, BODY_MAX, &hl), EV2_SCAN_INCOMPLETE);
+    is(scan_req(post, n, n - 1, BODY_MAX, &hl), EV2_SCAN_INCOMPLETE);
+    is(hl, n - 2);
+    /* A header longer than the limit: no waiting for its body. */
+    is(scan_req(post, n, n - 3, BODY_MAX, &hl), EV2_SCAN_TOO_LONG);
+    /* Incomplete header at the limit, as ev2_reqscan. */
+    is(scan_req(post, 10, 10, BODY_MAX, &hl), EV2_SCAN_TOO_LONG);
+    is(hl, 0);
+}
+
+static void non_http_starts_ignore_bodies(void)
+{
+    apr_size_t hl = 99;
+
+    is(scan_req(h2_preface, H2_LEN, NO_LIMIT, BODY_MAX, &hl),
+       EV2_SCAN_COMPLETE);
+    is(hl, 0);
+    is(scan_req(LIT("GET /0.9\r\n"), NO_LIMIT, BODY_MAX, &hl),
+       EV2_SCAN_COMPLETE);
+    is(scan_req(LIT("\x16\x03\x01\x00\x01" "a"), NO_LIMIT, BODY_MAX, &hl),
+       EV2_SCAN_COMPLETE);
+}
+
 /* ---- limits ---- */
 
 static void too_long_only_when_incomplete(void)
@@ -443,6 +668,18 @@ static const tap_test_t tests[] = {
     TAP_TEST(field_of_8190_bytes),
     TAP_TEST(hundred_fields),
     TAP_TEST(empty_buffer),
+    TAP_TEST(content_length_waits_for_body),
+    TAP_TEST(content_length_zero_and_none),
+    TAP_TEST(content_length_case_and_spaces),
+    TAP_TEST(content_length_beyond_bound_as_today),
+    TAP_TEST(bad_framing_is_complete_at_header),
+    TAP_TEST(chunked_waits_for_last_chunk_and_trailer),
+    TAP_TEST(chunked_malformed_is_complete),
+    TAP_TEST(chunked_beyond_bound_as_today),
+    TAP_TEST(body_after_proxy_header),
+    TAP_TEST(pipelined_after_body),
+    TAP_TEST(header_limit_with_body),
+    TAP_TEST(non_http_starts_ignore_bodies),
     TAP_END
 };
 
