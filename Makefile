@@ -34,7 +34,7 @@ APACHE2  ?= /usr/sbin/apache2
 DESTDIR  ?=
 
 SRCS     = mod_mpm_event2.c config.c parent.c maint.c child.c listener.c accept.c \
-           worker.c conn.c states.c linger.c header.c status.c policy.c \
+           worker.c conn.c states.c linger.c header.c hold.c status.c policy.c \
            reqscan.c fdqueue.c event_queues.c \
            poller.c memtrim.c
 HDRS     = ev2.h policy.h reqscan.h fdqueue.h event_queues.h poller.h memtrim.h

@@ -294,6 +294,9 @@ static void conn_process(ev2_conn_t *cs)
      * instructions a request (callgrind). */
     cs->pub.state = CONN_STATE_PROCESSING;
     cs->pub.sense = CONN_SENSE_DEFAULT;
+    /* Whatever it waited for is here: the next wait starts afresh. */
+    cs->is_held = 0;
+    cs->is_waiting = 0;
     rc = ap_run_process_connection(c);
     if (rc == DONE) {
         rc = OK;
@@ -392,7 +395,11 @@ static int conn_write_completion(ev2_conn_t *cs)
         return 0;
     }
     if (c->data_in_input_filters) {
-        cs->pub.state = CONN_STATE_PROCESSING;
+        /* Its next request has begun: read ahead for it first, so that a
+         * client that sent only part of it cannot keep a worker waiting
+         * (hold.c). */
+        cs->pub.state = ev2_hold_applies(cs) ? EV2_STATE_READ_HEADER
+                                             : CONN_STATE_PROCESSING;
         return conn_requeue(cs);
     }
     /* Even in a stopping child: this response promised keep-alive (it was
@@ -406,6 +413,29 @@ static int conn_write_completion(ev2_conn_t *cs)
     ev2_trim_pool(c->pool, &cs->trim_pool);
     ev2_trim_bucket_alloc(cs->ba, &cs->trim_ba);
     return park_or_close(cs, CONN_STATE_KEEPALIVE);
+}
+
+/* Read ahead for cs's request (hold.c): park it if the request is not
+ * all there, or go on to process it.  Returns 1 when parked. */
+static int conn_read_ahead(ev2_worker_t *w, ev2_conn_t *cs)
+{
+    if (!ev2_hold_applies(cs) || !ev2_hold_fill(cs)) {
+        cs->pub.state = CONN_STATE_PROCESSING;
+        return 0;
+    }
+    if (!cs->is_waiting) {
+        cs->header_since = ev2_now();
+        cs->is_waiting = 1;
+    }
+    cs->is_held = 1;
+    ap_update_child_status(cs->c->sbh, SERVER_BUSY_READ, NULL);
+    ev2_trim_bucket_alloc(cs->ba, &cs->trim_ba);
+    ev2_set_busy(w, NULL);
+    if (park_or_close(cs, EV2_STATE_READ_HEADER)) {
+        return 1;
+    }
+    ev2_set_busy(w, cs);
+    return 0;
 }
 
 static void conn_suspend(ev2_worker_t *w, ev2_conn_t *cs)
@@ -423,8 +453,16 @@ void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs)
 {
     ev2_set_busy(w, cs);
     if (!cs->c) {
+        int is_held = cs->is_held;
+
         if (!conn_create(w, cs)) {
             return;
+        }
+        /* Its body is still on its way (header.c), or only mod_ssl can
+         * tell what it sent: read ahead before httpd reads (hold.c). */
+        if (cs->pub.state == CONN_STATE_PROCESSING
+            && (is_held || ev2_hold_is_tls(cs))) {
+            cs->pub.state = EV2_STATE_READ_HEADER;
         }
     }
     else {
@@ -462,6 +500,11 @@ void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs)
             }
             ev2_set_busy(w, cs);
             continue;
+        case EV2_STATE_READ_HEADER:
+            if (conn_read_ahead(w, cs)) {
+                return;
+            }
+            continue;
         case CONN_STATE_SUSPENDED:
             conn_suspend(w, cs);
             return;
@@ -471,7 +514,6 @@ void ev2_conn_run(ev2_worker_t *w, ev2_conn_t *cs)
             ev2_conn_linger(w, cs);
             return;
         case CONN_STATE_HANDLER:
-        case CONN_STATE_NUM:
             break;
         }
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, cs->c, EV2LOG(103)

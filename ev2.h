@@ -199,6 +199,11 @@ typedef struct ev2_conn_t {
     unsigned int is_header_late:1; /* AsyncHeaderTimeout ran out */
     unsigned int is_lowat:1;    /* SO_RCVLOWAT raised while waiting for
                                  * the rest of a header (header.c) */
+    unsigned int is_held:1;     /* EV2_STATE_READ_HEADER through the
+                                 * filters: a worker reads (hold.c) */
+    unsigned int is_waiting:1;  /* header_since counts for the request
+                                 * on its way (cleared when it is read) */
+    struct ev2_hold_t *hold;    /* hold.c: what a worker read ahead */
 } ev2_conn_t;
 
 typedef struct ev2_timer_ev_t {
@@ -438,6 +443,15 @@ int ev2_conn_repark(ev2_conn_t *cs, conn_state_e state);
 
 /* ---- waiting for a request header (header.c) ---- */
 
+/* The most of a header the listener looks at: a header not complete in
+ * this many bytes goes to a worker as it is (httpd's limits answer it).
+ * It is also what a client can make the kernel hold for it. */
+#define EV2_HEADER_PEEK_MAX     (32 * 1024)
+
+/* The largest request body that waits (hold.c) before a worker serves
+ * the request; a larger one is read while the request is served. */
+#define EV2_BODY_MAX            (64 * 1024)
+
 apr_interval_time_t ev2_header_tick(const server_rec *s);
 void ev2_header_accepted(ev2_conn_t *cs);
 int ev2_header_keepalive(ev2_conn_t *cs);
@@ -446,6 +460,14 @@ void ev2_header_expired(ev2_conn_t *cs);
 void ev2_header_closed_early(ev2_conn_t *cs);
 void ev2_header_register(void);
 struct ap_filter_t *ev2_header_late(ev2_conn_t *cs);
+
+/* ---- reading ahead through the input filters (hold.c) ---- */
+
+typedef struct ev2_hold_t ev2_hold_t;
+void ev2_hold_register(void);
+int ev2_hold_applies(const ev2_conn_t *cs);
+int ev2_hold_is_tls(const ev2_conn_t *cs);
+int ev2_hold_fill(ev2_conn_t *cs);
 
 /* ---- lingering close (linger.c) ---- */
 

@@ -34,11 +34,6 @@
 #include "http_ssl.h"
 #include "reqscan.h"
 
-/* The most of a header the listener looks at: a header not complete in
- * this many bytes goes to a worker as it is (httpd's limits answer it).
- * It is also what a client can make the kernel hold for it. */
-#define EV2_HEADER_PEEK_MAX             (32 * 1024)
-
 /* How often the listener looks at the deadlines of waiting headers. */
 #define EV2_HEADER_TICK                 apr_time_from_sec(1)
 
@@ -48,6 +43,8 @@ static char peek_buf[EV2_HEADER_PEEK_MAX];
 typedef enum {
     EV2_HEADER_READY,           /* a worker can read it now */
     EV2_HEADER_WAIT,            /* not all there yet */
+    EV2_HEADER_BODY,            /* the header is, its body not yet: a
+                                 * worker reads ahead (hold.c) */
     EV2_HEADER_EOF              /* the client closed */
 } ev2_header_e;
 
@@ -81,8 +78,9 @@ static void clear_lowat(ev2_conn_t *cs)
 
 static ev2_header_e header_check(ev2_conn_t *cs)
 {
-    apr_size_t seen = cs->header_bytes;
+    apr_size_t seen = cs->header_bytes, header_len = 0;
     int was_waiting = cs->is_lowat;
+    ev2_scan_e scan;
     ssize_t n = recv(ev2_os_sock(cs->sd), peek_buf, sizeof(peek_buf),
                      MSG_PEEK | MSG_DONTWAIT);
 
@@ -100,9 +98,14 @@ static ev2_header_e header_check(ev2_conn_t *cs)
         return EV2_HEADER_READY;
     }
     cs->header_bytes = (apr_size_t)n;
-    if (ev2_reqscan(peek_buf, (apr_size_t)n, sizeof(peek_buf))
-        != EV2_SCAN_INCOMPLETE) {
+    scan = ev2_reqscan_req(peek_buf, (apr_size_t)n, sizeof(peek_buf),
+                           EV2_BODY_MAX, &header_len);
+    if (scan != EV2_SCAN_INCOMPLETE) {
         return EV2_HEADER_READY;
+    }
+    if (header_len > 0) {
+        /* The kernel need not hold a body: a worker takes it in. */
+        return EV2_HEADER_BODY;
     }
     set_lowat(cs, (apr_size_t)n);
     return EV2_HEADER_WAIT;
@@ -113,6 +116,7 @@ static ev2_header_e header_check(ev2_conn_t *cs)
 static int wait_here(ev2_conn_t *cs, int is_parked)
 {
     cs->header_since = ev2_now();
+    cs->is_waiting = 1;
     if (is_parked) {
         return ev2_conn_repark(cs, EV2_STATE_READ_HEADER);
     }
@@ -120,11 +124,32 @@ static int wait_here(ev2_conn_t *cs, int is_parked)
     return ev2_conn_park(cs);
 }
 
+/* Listener: cs, off every queue, to a worker: to read its request, or,
+ * its body still to come, to read ahead for it (hold.c). */
+static void to_worker(ev2_conn_t *cs, ev2_header_e why)
+{
+    clear_lowat(cs);
+    if (why == EV2_HEADER_BODY) {
+        if (!cs->is_waiting) {
+            cs->header_since = ev2_now();
+            cs->is_waiting = 1;
+        }
+        cs->is_held = 1;
+        cs->pub.state = EV2_STATE_READ_HEADER;
+    }
+    else {
+        cs->pub.state = CONN_STATE_PROCESSING;
+    }
+    ev2_conn_push(cs);
+}
+
 /* Listener: a connection just accepted. */
 void ev2_header_accepted(ev2_conn_t *cs)
 {
+    ev2_header_e why = EV2_HEADER_READY;
+
     if (ev2_cfg.header_base_s > 0) {
-        switch (header_check(cs)) {
+        switch ((why = header_check(cs))) {
         case EV2_HEADER_WAIT:
             if (wait_here(cs, 0)) {
                 return;
@@ -135,12 +160,11 @@ void ev2_header_accepted(ev2_conn_t *cs)
             ev2_conn_pool_put(cs->p);
             return;
         case EV2_HEADER_READY:
+        case EV2_HEADER_BODY:
             break;
         }
     }
-    clear_lowat(cs);
-    cs->pub.state = CONN_STATE_PROCESSING;
-    ev2_conn_push(cs);
+    to_worker(cs, why);
 }
 
 /* Listener: a parked keep-alive connection became readable.  Returns 1 if
@@ -148,14 +172,27 @@ void ev2_header_accepted(ev2_conn_t *cs)
  * here; 0 when it goes to a worker (the caller's part). */
 int ev2_header_keepalive(ev2_conn_t *cs)
 {
-    /* Only HTTP/1.x in clear text can be read from the socket as it is:
-     * not TLS, not HTTP/2 (mod_http2 parks its idle connections here
-     * too). */
-    if (ev2_cfg.header_base_s <= 0 || ap_ssl_conn_is_ssl(cs->c)
-        || strcmp(ap_get_protocol(cs->c), AP_PROTOCOL_HTTP1) != 0) {
+    ev2_header_e why;
+
+    /* Only HTTP/1.x (mod_http2 parks its idle connections here too, and
+     * reads for itself). */
+    if (!ev2_hold_applies(cs)) {
         return 0;
     }
-    if (header_check(cs) == EV2_HEADER_WAIT && wait_here(cs, 1)) {
+    if (ap_ssl_conn_is_ssl(cs->c)) {
+        /* Only the filters can tell what TLS brought: a worker reads
+         * ahead (hold.c). */
+        ev2_conn_unpark(cs);
+        to_worker(cs, EV2_HEADER_BODY);
+        return 1;
+    }
+    why = header_check(cs);
+    if (why == EV2_HEADER_WAIT && wait_here(cs, 1)) {
+        return 1;
+    }
+    if (why == EV2_HEADER_BODY) {
+        ev2_conn_unpark(cs);
+        to_worker(cs, why);
         return 1;
     }
     clear_lowat(cs);
@@ -165,7 +202,15 @@ int ev2_header_keepalive(ev2_conn_t *cs)
 /* The table's ready handler: more of the header arrived (or EOF). */
 void ev2_header_ready(ev2_conn_t *cs)
 {
-    switch (header_check(cs)) {
+    ev2_header_e why;
+
+    if (cs->is_held) {
+        /* What arrived is for a worker to read (hold.c). */
+        ev2_conn_unpark(cs);
+        to_worker(cs, EV2_HEADER_BODY);
+        return;
+    }
+    switch ((why = header_check(cs))) {
     case EV2_HEADER_WAIT:
         if (ev2_poller_arm(ev2_child->poller, &cs->pe, EV2_POLL_IN)
             == APR_SUCCESS) {
@@ -180,12 +225,11 @@ void ev2_header_ready(ev2_conn_t *cs)
         }
         break;
     case EV2_HEADER_READY:
+    case EV2_HEADER_BODY:
         break;
     }
     ev2_conn_unpark(cs);
-    clear_lowat(cs);
-    cs->pub.state = CONN_STATE_PROCESSING;
-    ev2_conn_push(cs);
+    to_worker(cs, why == EV2_HEADER_BODY ? why : EV2_HEADER_READY);
 }
 
 /* The table's expiry handler, at every tick: still within its time (the
@@ -201,10 +245,8 @@ void ev2_header_expired(ev2_conn_t *cs)
     if (ev2_now() < deadline && ev2_conn_repark(cs, EV2_STATE_READ_HEADER)) {
         return;
     }
-    clear_lowat(cs);
     cs->is_header_late = 1;
-    cs->pub.state = CONN_STATE_PROCESSING;
-    ev2_conn_push(cs);
+    to_worker(cs, EV2_HEADER_READY);
 }
 
 /* The table's early close (to make room): a connection that has not even

@@ -244,6 +244,7 @@ static void ev2_hooks(apr_pool_t *p)
     APR_OPTIONAL_HOOK(ap, status_hook, ev2_status_hook, NULL, NULL,
                       APR_HOOK_MIDDLE);
     ev2_header_register();
+    ev2_hold_register();
 }
 
 module AP_MODULE_DECLARE_DATA mpm_event2_module = {
