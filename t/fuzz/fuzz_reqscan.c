@@ -1,7 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 
 /*
- * fuzz_reqscan.c - libFuzzer target for ev2_reqscan() (reqscan.h).  The
+ * fuzz_reqscan.c - libFuzzer target for ev2_reqscan() and
+ * ev2_reqscan_req() (reqscan.h).  The
  * first byte picks the limit (none, the length, one more, or a small
  * number); the rest is what a client sent.  Invariants:
  *
@@ -18,7 +19,9 @@
  *  - for plain HTTP/1.x (no TLS record, h2 preface or PROXY header at the
  *    start, nor a prefix of one) every prefix gets the answer of a slow
  *    reference below that splits the bytes into lines the way httpd
- *    reads them.
+ *    reads them;
+ *  - with bodies (check_bodies): no answer before the header's, bounded
+ *    waiting, monotonic.
  */
 
 #include <sanitizer/asan_interface.h>
@@ -140,6 +143,20 @@ static ev2_scan_e scan_copy(const unsigned char *b, size_t n,
     return e;
 }
 
+/* ev2_reqscan_req of a copy of b (n bytes), without a limit. */
+static ev2_scan_e scan_req_copy(const unsigned char *b, size_t n,
+                                apr_size_t body_max)
+{
+    char *copy = malloc(n ? n : 1);
+    ev2_scan_e e;
+
+    CHECK(copy != NULL);
+    memcpy(copy, b, n);
+    e = ev2_reqscan_req(copy, n, NO_LIMIT, body_max, NULL);
+    free(copy);
+    return e;
+}
+
 /* b (n bytes) followed by t (nt bytes), scanned without a limit. */
 static ev2_scan_e scan_joined(const unsigned char *b, size_t n,
                               const void *t, size_t nt)
@@ -174,6 +191,60 @@ static size_t after_proxy(const unsigned char *b, size_t n)
         }
     }
     return 0;
+}
+
+/* The body-aware scan (ev2_reqscan_req) of buf[0 .. n), for each of a few
+ * body bounds, against the header-only answer u of the same bytes:
+ *  - body_max 0 is the header-only scan, header_len aside;
+ *  - never COMPLETE with the header INCOMPLETE; a header length is
+ *    reported only when the header-only scan of all the bytes is
+ *    COMPLETE, and one byte less than it is INCOMPLETE with bodies;
+ *  - waiting for a body stays within the bound: INCOMPLETE with a header
+ *    means fewer than body_max bytes follow it;
+ *  - monotonic over sampled prefixes, as the header-only scan. */
+static void check_bodies(const unsigned char *buf, size_t n, ev2_scan_e u)
+{
+    static const apr_size_t bounds[] = { 0, 1, 16, 65536 };
+    size_t i, k, step = n > 256 ? n / 256 + 1 : 1;
+
+    for (i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+        apr_size_t hl = 7;
+        ev2_scan_e e = ev2_reqscan_req((const char *)buf, n, NO_LIMIT,
+                                       bounds[i], &hl);
+        int prev_complete = 1;
+
+        CHECK(e == EV2_SCAN_INCOMPLETE || e == EV2_SCAN_COMPLETE);
+        CHECK(hl <= n);
+        if (bounds[i] == 0) {
+            CHECK(e == u);
+        }
+        if (u == EV2_SCAN_INCOMPLETE) {
+            CHECK(e == EV2_SCAN_INCOMPLETE && hl == 0);
+        }
+        if (hl > 0) {
+            CHECK(u == EV2_SCAN_COMPLETE);
+            if (hl > 1) {
+                CHECK(ev2_reqscan_req((const char *)buf, hl - 1, NO_LIMIT,
+                                      bounds[i], NULL)
+                      == EV2_SCAN_INCOMPLETE);
+            }
+        }
+        if (e == EV2_SCAN_INCOMPLETE && hl > 0) {
+            CHECK(n - hl < bounds[i]);
+        }
+        for (k = n + 1; k-- > 0;) {
+            ev2_scan_e ek;
+
+            if (k != n && k % step != 0) {
+                continue;
+            }
+            ek = scan_req_copy(buf, k, bounds[i]);
+            if (ek == EV2_SCAN_COMPLETE) {
+                CHECK(prev_complete);
+            }
+            prev_complete = ek == EV2_SCAN_COMPLETE;
+        }
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -304,6 +375,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(u == scan_copy(rest, nr, NO_LIMIT));
         }
     }
+
+    check_bodies(buf, n, u);
 
     free(buf);
     return 0;
