@@ -415,6 +415,23 @@ static int conn_write_completion(ev2_conn_t *cs)
     return park_or_close(cs, CONN_STATE_KEEPALIVE);
 }
 
+/* Send on what the output filters keep of cs's last response.  httpd
+ * leaves it unflushed when the next request has begun (it would go out
+ * with that one's), and mod_ssl keeps it in its own buffer, out of the
+ * core's reach: a client that waits for it before it sends the rest
+ * would wait for the header timeout.  Returns 0 on a failed write. */
+static int conn_flush(ev2_conn_t *cs)
+{
+    conn_rec *c = cs->c;
+    apr_bucket_brigade *bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+    rv = ap_pass_brigade(c->output_filters, bb);
+    apr_brigade_destroy(bb);
+    return rv == APR_SUCCESS && !c->aborted;
+}
+
 /* Read ahead for cs's request (hold.c): park it if the request is not
  * all there, or go on to process it.  Returns 1 when parked. */
 static int conn_read_ahead(ev2_worker_t *w, ev2_conn_t *cs)
@@ -424,6 +441,10 @@ static int conn_read_ahead(ev2_worker_t *w, ev2_conn_t *cs)
         return 0;
     }
     if (!cs->is_waiting) {
+        if (cs->c->keepalives > 0 && !conn_flush(cs)) {
+            cs->pub.state = CONN_STATE_LINGER;
+            return 0;
+        }
         cs->header_since = ev2_now();
         cs->is_waiting = 1;
     }
