@@ -45,6 +45,9 @@ my $IDLE_MAXW = env_int('BENCH_IDLE_MAXWORKERS', 1000, 50);
 my $ASYNC_FACTOR = env_int('BENCH_ASYNC_FACTOR', 200, 1);
 my $SLOW_N = env_int('BENCH_SLOW_CLIENTS', 200, 1);
 my $SLOW_INTERVAL = env_int('BENCH_SLOW_INTERVAL', 2, 1);
+# What the slow clients of scenario 5 trickle: "header" or "body".
+my $SLOW_KIND = $ENV{BENCH_SLOW_KIND} // 'header';
+die "BENCH_SLOW_KIND must be header or body\n" unless $SLOW_KIND =~ /^(header|body)$/;
 my $RESTART_DUR = env_int('BENCH_RESTART_DURATION', 20, 4);
 my $RESTART_EVERY = env_int('BENCH_RESTART_EVERY', 3, 1);
 my $CG_REQ = env_int('BENCH_CALLGRIND_REQUESTS', 2000, 10);
@@ -727,7 +730,7 @@ sub scen_5 {
     my $slow_out = "$WORK/slow." . (++$seq);
     my $total = 3 + $DUR + 10;
     my $spid = spawn($slow_out, undef, client($CLI, 'slow', '127.0.0.1', $h->{port},
-                     $SLOW_N, $SLOW_INTERVAL, $total));
+                     $SLOW_N, $SLOW_INTERVAL, $total, $SLOW_KIND));
     sleep 3;
     my ($rc, $out) = run_cmd($DUR + 30, undef,
         client($CLI, 'normal', '127.0.0.1', $h->{port}, 10, $DUR, 5, '/index.html', $SMALL));
@@ -1135,7 +1138,8 @@ my %TITLE = (
     2 => 'Scenario 2: no keep-alive (Connection: close), 1 KiB file, wrk -t1 -c50',
     3 => 'Scenario 3: idle keep-alive connections held while scenario 1 runs',
     4 => 'Scenario 4: 10 MiB file, wrk -t1 -c10',
-    5 => "Scenario 5: $SLOW_N slow clients (one header byte every $SLOW_INTERVAL s) while 10 normal clients connect",
+    5 => "Scenario 5: $SLOW_N slow clients (one " . ($SLOW_KIND eq 'body' ? 'byte of an 8 KiB POST body' : 'header byte')
+         . " every $SLOW_INTERVAL s) while 10 normal clients connect",
     6 => "Scenario 6: graceful restart every $RESTART_EVERY s under keep-alive load (wrk -c50, ${RESTART_DUR} s)",
     7 => 'Scenario 7: HTTP/2 h2c, h2load -t1 -c20 -m10',
     8 => 'Scenario 8: instructions per request',

@@ -23,10 +23,12 @@
  *                   prints "PROBE alive=A answered=B" (within TIMEOUT s)
  *         QUIT / EOF -> closes everything and exits.
  *
- *   benchcli slow   HOST PORT N INTERVAL DURATION
+ *   benchcli slow   HOST PORT N INTERVAL DURATION [body]
  *       N slow clients: each sends a request line and then one header byte
  *       every INTERVAL seconds, never finishing the header; reconnects when
  *       the server closes.  Runs DURATION seconds, prints "SLOW ...".
+ *       With "body": a whole POST header (Content-Length: 8192), then one
+ *       body byte every INTERVAL seconds (slow POST).
  *
  *   benchcli normal HOST PORT CONC DURATION TIMEOUT PATH EXPECT_LEN
  *       CONC concurrent clients, each opening a new connection per request
@@ -394,7 +396,8 @@ static int mode_idle(int n, double timeout)
 /* ------------------------------------------------------------------ */
 /* slow mode                                                            */
 
-static int mode_slow(int n, double interval, double duration)
+static int mode_slow(int n, double interval, double duration,
+                     int is_body)
 {
     conn_t *cs = calloc(n, sizeof(conn_t));
     struct pollfd *pfd = calloc(n + 1, sizeof(struct pollfd));
@@ -402,8 +405,14 @@ static int mode_slow(int n, double interval, double duration)
     double end = now() + duration;
     long opened = 0, closed = 0, responses = 0, bytes = 0;
     int i, still = 0;
-    const char *start = "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                        "X-Slow: ";
+    /* A header that never ends, or a whole header and a body of 8 KiB
+     * that never ends (the DURATION is far below 8192 x INTERVAL). */
+    const char *start = is_body
+        ? "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "Content-Type: application/x-www-form-urlencoded\r\n"
+          "Content-Length: 8192\r\n\r\n"
+        : "GET /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          "X-Slow: ";
     size_t slen = strlen(start);
 
     if (!cs || !pfd || !idx)
@@ -643,7 +652,8 @@ int main(int argc, char **argv)
         return mode_idle(atoi(argv[4]), atof(argv[5]));
     }
     if (strcmp(mode, "slow") == 0 && argc >= 7)
-        return mode_slow(atoi(argv[4]), atof(argv[5]), atof(argv[6]));
+        return mode_slow(atoi(argv[4]), atof(argv[5]), atof(argv[6]),
+                         argc >= 8 && strcmp(argv[7], "body") == 0);
     if (strcmp(mode, "normal") == 0 && argc >= 9) {
         g_reqlen = snprintf(g_req, sizeof(g_req),
                             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
