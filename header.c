@@ -199,14 +199,32 @@ int ev2_header_keepalive(ev2_conn_t *cs)
     return 0;
 }
 
+/* Whether cs has run out of its time to send its request. */
+static int header_is_late(const ev2_conn_t *cs)
+{
+    return ev2_now() >= ev2_header_deadline(cs->header_since,
+                                            cs->header_bytes,
+                                            ev2_cfg.header_base_s,
+                                            ev2_cfg.header_max_s,
+                                            ev2_cfg.header_rate);
+}
+
 /* The table's ready handler: more of the header arrived (or EOF). */
 void ev2_header_ready(ev2_conn_t *cs)
 {
     ev2_header_e why;
 
     if (cs->is_held) {
-        /* What arrived is for a worker to read (hold.c). */
+        /* What arrived is for a worker to read (hold.c).  Each read ahead
+         * parks it anew, at the back of its queue, so a client that sends
+         * a byte more often than the queue's tick would never meet the
+         * expiry there: its time is checked here. */
         ev2_conn_unpark(cs);
+        if (header_is_late(cs)) {
+            cs->is_header_late = 1;
+            to_worker(cs, EV2_HEADER_READY);
+            return;
+        }
         to_worker(cs, EV2_HEADER_BODY);
         return;
     }
@@ -236,13 +254,7 @@ void ev2_header_ready(ev2_conn_t *cs)
  * queue's deadline is only the tick), or late. */
 void ev2_header_expired(ev2_conn_t *cs)
 {
-    apr_time_t deadline = ev2_header_deadline(cs->header_since,
-                                              cs->header_bytes,
-                                              ev2_cfg.header_base_s,
-                                              ev2_cfg.header_max_s,
-                                              ev2_cfg.header_rate);
-
-    if (ev2_now() < deadline && ev2_conn_repark(cs, EV2_STATE_READ_HEADER)) {
+    if (!header_is_late(cs) && ev2_conn_repark(cs, EV2_STATE_READ_HEADER)) {
         return;
     }
     cs->is_header_late = 1;
