@@ -104,10 +104,10 @@ sub gone { !Ev2Server::alive($_[0]->pid) && !$_[0]->group_pids }
 # Open a slow download and wait (bounded) until its status line arrived: a
 # worker is then busy in the handler.  Returns the connection or undef.
 sub occupy_worker {
-    my ($s, $tag) = @_;
+    my ($s, $tag, $wait) = @_;
     my $c = Ev2HTTP->connect(port => $s->port, timeout => 5) or return undef;
     $c->send(Ev2HTTP::request_string('GET', "/slow/big.bin?$tag"));
-    my $deadline = time + 10;
+    my $deadline = time + ($wait // 10);
     while (time < $deadline && $c->{buf} !~ m{^HTTP/1\.1 200 }) {
         my $n = $c->_fill(time + 0.5);
         last if defined $n && $n == 0;    # closed
@@ -195,10 +195,16 @@ EOF2
     # are busy, so both keep their slots while they drain.
     for my $s (values %srv) {
         $s->wait_for(sub { $s->child_pids >= 2 }, 10);
-        for my $i (1 .. 3) {
-            my $c = occupy_worker($s, "sb=$i");
-            push @{ $busy{$s->port} }, $c if $c;
+        # Which child takes a connection is the kernel's pick: one that
+        # lands on the child whose two workers are busy waits there
+        # unserved (3 s), and the next try may reach the other child.
+        my $got = 0;
+        for my $i (1 .. 6) {
+            last if $got >= 3;
+            my $c = occupy_worker($s, "sb=$i", 3);
+            if ($c) { push @{ $busy{$s->port} }, $c; $got++ }
         }
+        diag "port " . $s->port . ": only $got of 3 workers busy" if $got < 3;
     }
     # Let a maintenance pass see the busy workers first, so that what it
     # logs about them (AH00484, for either MPM) falls before the step, not
