@@ -129,32 +129,26 @@ static ev2_scan_e reference(const unsigned char *b, size_t n)
 
 /* ---- helpers ---- */
 
-/* The scanner on a fresh buffer of exactly n bytes. */
-static ev2_scan_e scan_copy(const unsigned char *b, size_t n,
-                            apr_size_t limit)
+/* ev2_reqscan_req of a copy of b (n bytes): with body_max 0, the header
+ * alone, as ev2_reqscan. */
+static ev2_scan_e scan_req_copy(const unsigned char *b, size_t n,
+                                apr_size_t limit, apr_size_t body_max)
 {
     char *copy = malloc(n ? n : 1);
     ev2_scan_e e;
 
     CHECK(copy != NULL);
     memcpy(copy, b, n);
-    e = ev2_reqscan(copy, n, limit);
+    e = ev2_reqscan_req(copy, n, limit, body_max, NULL);
     free(copy);
     return e;
 }
 
-/* ev2_reqscan_req of a copy of b (n bytes), without a limit. */
-static ev2_scan_e scan_req_copy(const unsigned char *b, size_t n,
-                                apr_size_t body_max)
+/* ev2_reqscan of a copy of b (n bytes). */
+static ev2_scan_e scan_copy(const unsigned char *b, size_t n,
+                            apr_size_t limit)
 {
-    char *copy = malloc(n ? n : 1);
-    ev2_scan_e e;
-
-    CHECK(copy != NULL);
-    memcpy(copy, b, n);
-    e = ev2_reqscan_req(copy, n, NO_LIMIT, body_max, NULL);
-    free(copy);
-    return e;
+    return scan_req_copy(b, n, limit, 0);
 }
 
 /* b (n bytes) followed by t (nt bytes), scanned without a limit. */
@@ -238,7 +232,7 @@ static void check_bodies(const unsigned char *buf, size_t n, ev2_scan_e u)
             if (k != n && k % step != 0) {
                 continue;
             }
-            ek = scan_req_copy(buf, k, bounds[i]);
+            ek = scan_req_copy(buf, k, NO_LIMIT, bounds[i]);
             if (ek == EV2_SCAN_COMPLETE) {
                 CHECK(prev_complete);
             }
