@@ -440,14 +440,11 @@ static int conn_read_ahead(ev2_worker_t *w, ev2_conn_t *cs)
         cs->pub.state = CONN_STATE_PROCESSING;
         return 0;
     }
-    if (!cs->is_waiting) {
-        if (cs->c->keepalives > 0 && !conn_flush(cs)) {
-            cs->pub.state = CONN_STATE_LINGER;
-            return 0;
-        }
-        cs->header_since = ev2_now();
-        cs->is_waiting = 1;
+    if (!cs->is_waiting && cs->c->keepalives > 0 && !conn_flush(cs)) {
+        cs->pub.state = CONN_STATE_LINGER;
+        return 0;
     }
+    ev2_header_wait_begin(cs);
     cs->is_held = 1;
     ap_update_child_status(cs->c->sbh, SERVER_BUSY_READ, NULL);
     ev2_trim_bucket_alloc(cs->ba, &cs->trim_ba);

@@ -454,6 +454,7 @@ int ev2_conn_repark(ev2_conn_t *cs, conn_state_e state);
 
 apr_interval_time_t ev2_header_tick(const server_rec *s);
 void ev2_header_accepted(ev2_conn_t *cs);
+void ev2_header_wait_begin(ev2_conn_t *cs);
 int ev2_header_keepalive(ev2_conn_t *cs);
 void ev2_header_ready(ev2_conn_t *cs);
 void ev2_header_expired(ev2_conn_t *cs);

@@ -124,16 +124,23 @@ static int wait_here(ev2_conn_t *cs, int is_parked)
     return ev2_conn_park(cs);
 }
 
+/* cs waits for its request from now on, unless it already did (its
+ * time then runs on from then).  Listener or the worker that owns cs. */
+void ev2_header_wait_begin(ev2_conn_t *cs)
+{
+    if (!cs->is_waiting) {
+        cs->header_since = ev2_now();
+        cs->is_waiting = 1;
+    }
+}
+
 /* Listener: cs, off every queue, to a worker: to read its request, or,
  * its body still to come, to read ahead for it (hold.c). */
 static void to_worker(ev2_conn_t *cs, ev2_header_e why)
 {
     clear_lowat(cs);
     if (why == EV2_HEADER_BODY) {
-        if (!cs->is_waiting) {
-            cs->header_since = ev2_now();
-            cs->is_waiting = 1;
-        }
+        ev2_header_wait_begin(cs);
         cs->is_held = 1;
         cs->pub.state = EV2_STATE_READ_HEADER;
     }
@@ -247,7 +254,7 @@ void ev2_header_ready(ev2_conn_t *cs)
         break;
     }
     ev2_conn_unpark(cs);
-    to_worker(cs, why == EV2_HEADER_BODY ? why : EV2_HEADER_READY);
+    to_worker(cs, why);
 }
 
 /* The table's expiry handler, at every tick: still within its time (the
