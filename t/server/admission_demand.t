@@ -38,6 +38,10 @@ my $res = Ev2Arrivals::run(port => $s->port, clients => $N, rate => 500,
                            normal_every => 0.05, timeout => 10);
 my $p99 = Ev2Arrivals::p99($res->{latency});
 my $np99 = Ev2Arrivals::p99($res->{normal});
+# One line for bench/arrivals, which runs this test against both MPMs.
+diag sprintf('arrivals: answered=%d clients=%d p99_ms=%.1f normal=%d normal_failed=%d normal_p99_ms=%.1f',
+             $res->{answered}, $N, 1000 * ($p99 // 0), scalar @{$res->{normal}},
+             $res->{normal_failed}, 1000 * ($np99 // 0));
 is($res->{answered}, $N, "all $N arriving clients answered");
 # Timings with generous bounds (the figures against the issue's targets are
 # the benchmark's business): before, 550 of them got no answer at all.
@@ -61,6 +65,7 @@ SKIP: {
     my $closed = $st ? $st->{Event2ClosedToMakeRoom} // -1 : -1;
     my $procs = $st ? $st->{Processes} // 0 : 0;
     diag "closed to make room: $closed; still open: $open of $N; children: $procs";
+    diag "arrivals-closed: closed=$closed open=$open";
     cmp_ok($open, '>=', 150, 'the children hold at least their caps (2 x 75) of idle connections');
     cmp_ok($closed, '>=', $N - $open - 5, 'each closed connection was closed to make room');
     cmp_ok($closed, '<=', $N - $open, 'only as many closed as the clients beyond the caps needed');
