@@ -443,8 +443,10 @@ int ev2_open_logs(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* RequestReadTimeout's header= of the main server, in the sections that
- * apply to it (not in <VirtualHost>), into *base_s..: 1 if found. */
+/* RequestReadTimeout's header= in the sections under d that apply to one
+ * server (for the main server, those outside <VirtualHost>; for a vhost,
+ * its section's children), the last one winning as in mod_reqtimeout,
+ * into *base_s..: 1 if found. */
 static int find_reqtimeout_header(const ap_directive_t *d, int *base_s,
                                   int *max_s, int *rate)
 {
@@ -476,21 +478,85 @@ static int find_reqtimeout_header(const ap_directive_t *d, int *base_s,
 
 /* With mod_reqtimeout loaded, a header waits in the listener as long as
  * RequestReadTimeout's header= allows (when it sets one), instead of
- * AsyncHeaderTimeout: the worker then reads it with whatever time is left
- * (none, if it ran out), and mod_reqtimeout answers and logs as ever. */
-static void header_timeout_from_reqtimeout(void)
+ * AsyncHeaderTimeout: 1 if so.  A client that runs out of it goes to a
+ * worker late (header.c), whose reads then time out at once: the 408 is
+ * httpd's, the log line ours (mod_reqtimeout's clock starts only when the
+ * worker reads, so its own limit is not reached). */
+static int header_timeout_from_reqtimeout(void)
 {
     int base = 20, max = 40, rate = 500;    /* mod_reqtimeout's default */
 
     if (ev2_cfg.header_base_s == 0
         || !ap_find_linked_module("mod_reqtimeout.c")) {
-        return;
+        return 0;
     }
     find_reqtimeout_header(ap_conftree, &base, &max, &rate);
     if (base > 0) {
         ev2_cfg.header_base_s = base;
         ev2_cfg.header_max_s = max;
         ev2_cfg.header_rate = rate;
+        return 1;
+    }
+    return 0;
+}
+
+/* The <VirtualHost> section that defined vs (where its definition began:
+ * httpd records the file and line), anywhere in the tree. */
+static const ap_directive_t *vhost_section(const ap_directive_t *d,
+                                           const server_rec *vs)
+{
+    const ap_directive_t *found;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")) {
+            if (vs->defn_name && d->filename
+                && d->line_num >= 0
+                && (unsigned)d->line_num == vs->defn_line_number
+                && !strcmp(d->filename, vs->defn_name)) {
+                return d;
+            }
+            continue;
+        }
+        if (d->first_child
+            && (found = vhost_section(d->first_child, vs)) != NULL) {
+            return found;
+        }
+    }
+    return NULL;
+}
+
+/* vs's header timeouts: the main server's, or with mod_reqtimeout a
+ * header= of its own in its section (header=0 there turns mod_reqtimeout's
+ * header limit off for it, so AsyncHeaderTimeout's own values apply, as
+ * for the main server). */
+static void header_timeout_of(ev2_srv_t *sc, server_rec *vs,
+                              server_rec *main_s, const char *main_src,
+                              const ev2_config_t *async_only)
+{
+    const ap_directive_t *sect;
+    int base = 0, max = 0, rate = 0;
+
+    sc->header_base_s = ev2_cfg.header_base_s;
+    sc->header_max_s = ev2_cfg.header_max_s;
+    sc->header_rate = ev2_cfg.header_rate;
+    sc->header_src = main_src;
+    if (vs == main_s || ev2_cfg.header_base_s == 0
+        || !ap_find_linked_module("mod_reqtimeout.c")
+        || (sect = vhost_section(ap_conftree, vs)) == NULL
+        || !find_reqtimeout_header(sect->first_child, &base, &max, &rate)) {
+        return;
+    }
+    if (base > 0) {
+        sc->header_base_s = base;
+        sc->header_max_s = max;
+        sc->header_rate = rate;
+        sc->header_src = "RequestReadTimeout";
+    }
+    else {
+        sc->header_base_s = async_only->header_base_s;
+        sc->header_max_s = async_only->header_max_s;
+        sc->header_rate = async_only->header_rate;
+        sc->header_src = "AsyncHeaderTimeout";
     }
 }
 
@@ -516,6 +582,8 @@ int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                     server_rec *s)
 {
     apr_hash_t *by_timeout[EV2_STATES];
+    ev2_config_t async_only;
+    const char *main_src;
     server_rec *vs;
     int st;
 
@@ -526,10 +594,20 @@ int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     for (st = 0; st < EV2_STATES; st++) {
         by_timeout[st] = apr_hash_make(ptemp);
     }
-    header_timeout_from_reqtimeout();
+    async_only = ev2_cfg;
+    main_src = header_timeout_from_reqtimeout() ? "RequestReadTimeout"
+                                                : "AsyncHeaderTimeout";
+    ev2_header_by_vhost = 0;
     ev2_queues = ev2_tq_set_create(pconf);
     for (vs = s; vs; vs = vs->next) {
         ev2_srv_t *sc = apr_pcalloc(pconf, sizeof(*sc));
+
+        header_timeout_of(sc, vs, s, main_src, &async_only);
+        if (sc->header_base_s != ev2_cfg.header_base_s
+            || sc->header_max_s != ev2_cfg.header_max_s
+            || sc->header_rate != ev2_cfg.header_rate) {
+            ev2_header_by_vhost = 1;
+        }
 
         for (st = 0; st < EV2_STATES; st++) {
             const ev2_state_t *row = ev2_state_of((conn_state_e)st);

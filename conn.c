@@ -63,6 +63,7 @@ ev2_conn_t *ev2_conn_new(apr_pool_t *p, apr_socket_t *sd)
     cs->p = p;
     cs->sd = sd;
     cs->sc = ev2_srv_of(ap_server_conf);
+    cs->hsc = cs->sc;
     ev2_tq_entry_init(&cs->tq);
     ev2_pollee_init(&cs->pe, ev2_os_sock(sd), cs);
     apr_atomic_inc32(&ev2_child->conns);
@@ -260,6 +261,9 @@ static int conn_create(ev2_worker_t *w, ev2_conn_t *cs)
     apr_pool_pre_cleanup_register(cs->p, cs, conn_precleanup);
 
     ap_update_vhost_given_ip(c);
+    if (c->base_server && ev2_srv_of(c->base_server)) {
+        cs->hsc = ev2_srv_of(c->base_server);
+    }
     /* A new connection shows its client before any request is read. */
     ap_update_child_status_from_conn(c->sbh, SERVER_BUSY_READ, c);
     rc = ap_pre_connection(c, cs->sd);

@@ -88,7 +88,20 @@ APLOG_USE_MODULE(mpm_event2);
  * share a queue. */
 typedef struct {
     ev2_tq_t *q[EV2_STATES];
+    /* How long a request header (or a body held for a worker) may wait
+     * here: AsyncHeaderTimeout, or with mod_reqtimeout the header= of
+     * RequestReadTimeout that applies to this server (its own in its
+     * <VirtualHost>, else the main server's).  As mod_reqtimeout does, the
+     * server is the connection's address-based one (c->base_server). */
+    int header_base_s;
+    int header_max_s;
+    int header_rate;
+    const char *header_src;     /* which directive set them, for the log */
 } ev2_srv_t;
+
+/* Some vhosts wait for a header longer or shorter than the main server:
+ * a new connection's address then picks its vhost (header.c). */
+extern int ev2_header_by_vhost;
 
 /* What survives the DSO being unloaded and reloaded on each restart. */
 typedef struct {
@@ -186,6 +199,7 @@ typedef struct ev2_conn_t {
     request_rec *r;             /* current request, for suspend hooks */
     ap_sb_handle_t *sbh;
     ev2_srv_t *sc;              /* vhost whose timeouts apply */
+    const ev2_srv_t *hsc;       /* address-based vhost: header timeouts */
     ev2_pollee_t pe;            /* one-shot: armed while parked */
     conn_state_t pub;           /* c->cs points here */
     apr_time_t linger_since;    /* one stamp for the whole linger */

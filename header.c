@@ -30,6 +30,7 @@
 
 #include "ev2.h"
 #include "http_protocol.h"
+#include "http_vhost.h"
 #include "util_filter.h"
 #include "http_ssl.h"
 #include "reqscan.h"
@@ -150,12 +151,38 @@ static void to_worker(ev2_conn_t *cs, ev2_header_e why)
     ev2_conn_push(cs);
 }
 
+int ev2_header_by_vhost;
+
+/* Listener: the address-based vhost of a connection without a conn_rec
+ * yet, found the way httpd finds a new connection's c->base_server (the
+ * lookup reads only the local address of the conn_rec it is given). */
+static void header_vhost(ev2_conn_t *cs)
+{
+    apr_sockaddr_t *local = NULL;
+    conn_rec probe;
+
+    if (apr_socket_addr_get(&local, APR_LOCAL, cs->sd) != APR_SUCCESS
+        || !local) {
+        return;
+    }
+    memset(&probe, 0, sizeof(probe));
+    probe.local_addr = local;
+    probe.base_server = ap_server_conf;
+    ap_update_vhost_given_ip(&probe);
+    if (probe.base_server && ev2_srv_of(probe.base_server)) {
+        cs->hsc = ev2_srv_of(probe.base_server);
+    }
+}
+
 /* Listener: a connection just accepted. */
 void ev2_header_accepted(ev2_conn_t *cs)
 {
     ev2_header_e why = EV2_HEADER_READY;
 
     if (ev2_cfg.header_base_s > 0) {
+        if (ev2_header_by_vhost) {
+            header_vhost(cs);
+        }
         switch ((why = header_check(cs))) {
         case EV2_HEADER_WAIT:
             if (wait_here(cs, 0)) {
@@ -211,9 +238,9 @@ static int header_is_late(const ev2_conn_t *cs)
 {
     return ev2_now() >= ev2_header_deadline(cs->header_since,
                                             cs->header_bytes,
-                                            ev2_cfg.header_base_s,
-                                            ev2_cfg.header_max_s,
-                                            ev2_cfg.header_rate);
+                                            cs->hsc->header_base_s,
+                                            cs->hsc->header_max_s,
+                                            cs->hsc->header_rate);
 }
 
 /* The table's ready handler: more of the header arrived (or EOF). */
@@ -288,7 +315,11 @@ void ev2_header_closed_early(ev2_conn_t *cs)
 /* A late connection's input filter: a read that would wait for the
  * client times out at once instead, so httpd answers what it has as a
  * timed-out request (the socket's own timeout would not do: httpd resets
- * it to Timeout at each request). */
+ * it to Timeout at each request).  It sits above every other connection
+ * filter: below it, mod_reqtimeout (+ 8) would turn a blocking line read
+ * into non-blocking ones and wait on the socket itself for its own full
+ * header time, which starts only when the worker reads, so a late client
+ * would get its time twice. */
 static ap_filter_rec_t *late_filter;
 
 static apr_status_t late_read(ap_filter_t *f, apr_bucket_brigade *bb,
@@ -309,19 +340,19 @@ static apr_status_t late_read(ap_filter_t *f, apr_bucket_brigade *bb,
 void ev2_header_register(void)
 {
     late_filter = ap_register_input_filter("EV2_HEADER_LATE", late_read, NULL,
-                                           AP_FTYPE_CONNECTION + 9);
+                                           AP_FTYPE_CONNECTION);
 }
 
-/* Worker: cs ran out of AsyncHeaderTimeout: logged like mod_reqtimeout's,
+/* Worker: cs ran out of its header time: logged like mod_reqtimeout's,
  * and its reads no longer wait (until the caller removes the filter
  * returned). */
 ap_filter_t *ev2_header_late(ev2_conn_t *cs)
 {
     cs->is_header_late = 0;
     ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cs->c, EV2LOG(085)
-                  "Request header read timeout (AsyncHeaderTimeout, %"
+                  "Request header read timeout (%s, %"
                   APR_SIZE_T_FMT " bytes in %" APR_TIME_T_FMT " s)",
-                  cs->header_bytes,
+                  cs->hsc->header_src, cs->header_bytes,
                   apr_time_sec(ev2_now() - cs->header_since));
     return ap_add_input_filter_handle(late_filter, NULL, NULL, cs->c);
 }
