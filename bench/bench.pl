@@ -74,12 +74,22 @@ my %SRV = (
                  so => "$MODDIR/mod_mpm_prefork.so", sym => 'mpm_prefork_module' },
     nginx   => { kind => 'nginx' },
 );
+# Another build of our MPM, for before/after comparisons in one interleaved
+# run: BENCH_BASE_SO=/path/to/mod_mpm_event2.so and "base" in BENCH_SERVERS.
+if (defined $ENV{BENCH_BASE_SO} && length $ENV{BENCH_BASE_SO}) {
+    $SRV{base} = { kind => 'httpd', mpm => 'event2', threaded => 1, async => 1,
+                   so => abs_path($ENV{BENCH_BASE_SO}) // $ENV{BENCH_BASE_SO},
+                   sym => 'mpm_event2_module' };
+}
 @SERVERS = grep { exists $SRV{$_} } @SERVERS;
 die "no known servers in BENCH_SERVERS\n" unless @SERVERS;
 
 my %SKIP;   # server => reason it is not run at all
 if (grep { $_ eq 'event2' } @SERVERS and !-f $SRV{event2}{so}) {
     $SKIP{event2} = "not built ($SRV{event2}{so} missing): skipped";
+}
+if (grep { $_ eq 'base' } @SERVERS and !-f $SRV{base}{so}) {
+    $SKIP{base} = "BENCH_BASE_SO ($SRV{base}{so}) missing: skipped";
 }
 if (grep { $_ eq 'nginx' } @SERVERS and !-x '/usr/sbin/nginx') {
     $SKIP{nginx} = 'nginx not installed: skipped';
