@@ -77,7 +77,7 @@ int ev2_parse_header_timeout(const char *arg, int *base_s, int *max_s,
                              int *rate)
 {
     const char *p = arg;
-    int base, max, r = 0;
+    int base, max, r = 0, has_range = 0;
 
     if (arg == NULL) {
         return -1;
@@ -89,12 +89,13 @@ int ev2_parse_header_timeout(const char *arg, int *base_s, int *max_s,
     if (take_number(&p, 1, 3600, &base) != 0) {
         return -1;
     }
-    max = base;
+    max = base;                 /* without MinRate, no more than base */
     if (*p == '-') {
         p++;
         if (take_number(&p, base, 3600, &max) != 0) {
             return -1;
         }
+        has_range = 1;
     }
     if (*p == ',') {
         p++;
@@ -104,6 +105,10 @@ int ev2_parse_header_timeout(const char *arg, int *base_s, int *max_s,
         p += 8;
         if (take_number(&p, 1, 1000000000, &r) != 0) {
             return -1;
+        }
+        if (!has_range) {
+            /* a rate and no range: no maximum, as in mod_reqtimeout */
+            max = 0;
         }
     }
     if (*p != '\0') {
@@ -283,7 +288,7 @@ apr_time_t ev2_header_deadline(apr_time_t since, apr_size_t bytes,
         d += (apr_time_t)((apr_uint64_t)bytes * APR_USEC_PER_SEC
                           / (apr_uint64_t)rate);
     }
-    return d < cap ? d : cap;
+    return max_s > 0 && cap < d ? cap : d;
 }
 
 void ev2_maint_decide(const ev2_maint_in_t *in, ev2_maint_out_t *out)

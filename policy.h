@@ -39,8 +39,9 @@ int ev2_parse_factor(const char *arg, apr_uint32_t *milli);
  *  in whole seconds (1-3600, max >= base) and bytes a second (1-10^9):
  *  a header must be complete within base seconds, extended by a second
  *  for every rate bytes received, up to max seconds.  Returns 0 and sets
- *  the three values (all 0 for off; max = base and rate 0 when not
- *  given), or -1. */
+ *  the three values (all 0 for off; max = base and rate 0 when neither
+ *  is given; max 0, no maximum, for a rate without a range, as
+ *  mod_reqtimeout reads it), or -1. */
 int ev2_parse_header_timeout(const char *arg, int *base_s, int *max_s,
                              int *rate);
 
@@ -142,7 +143,8 @@ apr_time_t ev2_earliest(apr_time_t a, apr_time_t b);
 apr_interval_time_t ev2_poll_timeout(apr_time_t deadline, apr_time_t now);
 
 /** When a client that started its header at since and has sent bytes
- *  of it so far must have completed it (AsyncHeaderTimeout's values). */
+ *  of it so far must have completed it (AsyncHeaderTimeout's values;
+ *  max_s 0: no maximum). */
 apr_time_t ev2_header_deadline(apr_time_t since, apr_size_t bytes,
                                int base_s, int max_s, int rate);
 

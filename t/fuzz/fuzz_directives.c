@@ -10,8 +10,9 @@
  *   1  ev2_parse_factor(rest): accepted values are in range and within
  *      rounding of strtod's; a plain in-range number is never refused.
  *   3  ev2_parse_header_timeout(rest): an accepted value is off (all 0)
- *      or 1 <= base <= max <= 3600 with a rate of 0 or 1 to 10^9; a
- *      refused one leaves the outputs alone.
+ *      or 1 <= base <= max <= 3600 with a rate of 0 or 1 to 10^9, or
+ *      max 0 (no maximum) with a rate; a refused one leaves the outputs
+ *      alone.
  *   2  ev2_config_reconcile() on values in the directives' ranges, on a
  *      first pass or a restart with other limits, then the invariants the
  *      MPM relies on, one record per change, and that reconciling again
@@ -287,7 +288,9 @@ static void fuzz_header_timeout(fuzz_in_t *in)
         CHECK(m == 0 && r == 0);
         return;
     }
-    CHECK(b >= 1 && b <= m && m <= 3600);
+    CHECK(b >= 1 && b <= 3600);
+    /* max 0 (no maximum) only with a rate */
+    CHECK(m == 0 ? r > 0 : (b <= m && m <= 3600));
     CHECK(r >= 0 && r <= 1000000000);
 }
 

@@ -568,8 +568,11 @@ static void header_timeout_parses_reqtimeout_syntax(void)
     is(b, 10); is(m, 10); is(r, 0);
     is(ev2_parse_header_timeout("5-7", &b, &m, &r), 0);
     is(b, 5); is(m, 7); is(r, 0);
+    /* a rate without a range has no maximum, as in mod_reqtimeout */
     is(ev2_parse_header_timeout("2,minrate=1", &b, &m, &r), 0);
-    is(b, 2); is(m, 2); is(r, 1);
+    is(b, 2); is(m, 0); is(r, 1);
+    is(ev2_parse_header_timeout("20-20,MinRate=500", &b, &m, &r), 0);
+    is(b, 20); is(m, 20); is(r, 500);
     is(ev2_parse_header_timeout("3600-3600,MinRate=1000000000", &b, &m, &r), 0);
     is(b, 3600); is(r, 1000000000);
 }
@@ -624,6 +627,9 @@ static void header_deadline_extends_with_the_rate_up_to_max(void)
     is(ev2_header_deadline(t0, 1000000, 20, 40, 0), t0 + apr_time_from_sec(20));
     /* max equal to base */
     is(ev2_header_deadline(t0, 32768, 2, 2, 1), t0 + apr_time_from_sec(2));
+    /* max 0: no maximum */
+    is(ev2_header_deadline(t0, 1000000, 20, 0, 500), t0 + apr_time_from_sec(2020));
+    is(ev2_header_deadline(t0, 0, 20, 0, 500), t0 + apr_time_from_sec(20));
 }
 
 static void room_share_splits_the_backlog(void)
