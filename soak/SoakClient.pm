@@ -677,9 +677,10 @@ sub k_slowwrite {
 # HTTP/2 checked by curl: h2c (prior knowledge) and h2 over TLS (ALPN),
 # every body checksummed.  curl runs with -v --trace-time (info lines,
 # headers, times; not the data), into a file per run: kept in
-# $CTX->{traces} when a transfer of the run failed (at most $KEEP_TRACES,
-# named in the failure record), deleted otherwise.
-our $KEEP_TRACES = 40;
+# $CTX->{traces} when a transfer of the run failed other than by a refused
+# connection (at most $KEEP_TRACES, named in the failure record), deleted
+# otherwise.
+our $KEEP_TRACES = 100;
 sub k_h2curl {
     my $dir = $CTX->{tmp};
     my $round = 0;
@@ -711,6 +712,7 @@ sub k_h2curl {
         my $kind = $tls ? 'h2' : 'h2c';
         my $trace = "$dir/h2c.err";
         my $keep = sub {
+            return 'trace not kept (connect failed)' if $_[0];
             return 'trace not kept (limit)' if $kept >= $KEEP_TRACES || !$CTX->{traces};
             my $to = sprintf('%s/h2curl-%.3f-%s.txt', $CTX->{traces}, $t0, $kind);
             return "trace not kept: $!" unless rename $trace, $to;
@@ -726,15 +728,15 @@ sub k_h2curl {
             my $f = $CTX->{files}{$p[$i]};
             my $e;
             if ($code eq '000' || !defined $lines[$i]) {
-                my $errtxt = '';
+                my ($errtxt, %seen) = ('');
                 if (open my $ef, '<', $trace) {
-                    $errtxt = join ' ', map { s/\s+$//r } grep { /^curl: \(\d+\)/ } <$ef>;
+                    $errtxt = join ' ', grep { !$seen{$_}++ } map { s/\s+$//r } grep { /^curl: \(\d+\)/ } <$ef>;
                     close $ef;
                 }
                 my $x = ($xrc // 0) || $rc;
                 my $phase = $x == 7 ? 'connect' : $x == 28 ? 'timeout' : 'partial';
                 fail(req_t0 => $t0, lport => $lport + 0, conn_t0 => $t0, reused => $i ? 1 : 0,
-                    phase => $phase, trace => $failed ? 'see the previous failure' : $keep->(),
+                    phase => $phase, trace => $failed ? 'see the previous failure' : $keep->($x == 7),
                     err => "$kind transfer " . ($i + 1) . ' of ' . scalar(@p)
                         . ": curl exit $rc, transfer exit " . ($xrc // '?')
                         . ': ' . ($emsg // '') . ($errtxt ne '' ? " [$errtxt]" : ''));
