@@ -566,11 +566,125 @@ sub k_junk {
     }
 }
 
+# Slow writers: a request trickled in small writes, so that the server sees
+# it arrive over seconds (ours parks such a connection in the listener
+# until it is whole, see docs/DESIGN.md "Waiting for a request header" and
+# "Reading ahead through the filters"; stock gives it a worker that
+# blocks).  A fresh connection per request, in turn: a GET header of about
+# 300 bytes, 20-40 bytes every 0.3-0.5 s (about 4 s, within
+# RequestReadTimeout header=10-20,MinRate=500), and a POST of 8192 bytes
+# to a CGI that echoes its body, the header at once and the body 1 KiB
+# every 0.2-0.3 s (about 2 s, within body=20,MinRate=500); each over plain
+# HTTP and over TLS (the handshake at full speed, the request in one TLS
+# record per write).  Checked: status 200 and the whole body (the file's
+# MD5; for the POST, "len=8192\n" then the very bytes sent).
+# Whether the server has closed the connection (or, in clear text, begun
+# to answer) while the request is still being written: a peek at the
+# socket, which never waits and never reads.  Over TLS pending bytes may
+# be a session ticket (TLS 1.3 sends them after the handshake), which
+# IO::Socket::SSL's read would consume and then wait for application
+# data, so only the end of the stream counts there.
+sub _early {
+    my ($c, $tls) = @_;
+    my $r = CORE::recv($c->{sock}, my $b, 1, Socket::MSG_PEEK() | Socket::MSG_DONTWAIT());
+    if (!defined $r) {
+        return undef if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
+        return "peek: $!";
+    }
+    return 'closed by the server' if $b eq '';
+    return $tls ? undef : 'answered before the request was whole';
+}
+
+sub k_slowwrite {
+    my $round = 0;
+    until (done()) {
+        my $v = $round++ % 4;
+        my $tls = $v >= 2 ? 1 : 0;
+        my $post = $v % 2;
+        my $what = ($tls ? 'tls ' : '') . ($post ? 'body' : 'header');
+        my ($req, @chunks, $check);
+        if ($post) {
+            my $body = join '', map { chr(32 + int rand 95) } 1 .. 8192;
+            my $want = "len=8192\n$body";
+            $req = "POST /cgi/echo.sh?slow=$round HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                . "Content-Type: application/octet-stream\r\nContent-Length: 8192\r\n\r\n";
+            @chunks = ([$req, 0]);
+            for (my $o = 0; $o < 8192; $o += 1024) {
+                push @chunks, [substr($body, $o, 1024), 0.2 + rand 0.1];
+            }
+            $check = sub {
+                my $r = shift;
+                return "status $r->{status}" if $r->{status} != 200;
+                return 'body length ' . length($r->{body}) . ', want ' . length($want)
+                    if length($r->{body}) != length($want);
+                return 'body differs from what was sent' if $r->{body} ne $want;
+                return undef;
+            };
+        }
+        else {
+            my $p = rand() < 0.5 ? '/s1k.txt' : '/m64k.bin';
+            $req = "GET $p?slow=$round HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                . "User-Agent: soak-slowwrite\r\nAccept: */*\r\n";
+            my $i = 0;
+            $req .= sprintf("X-Slow-%d: %s\r\n", $i++, 'x' x (20 + int rand 40))
+                while length($req) < 280;
+            $req .= "\r\n";
+            for (my $o = 0; $o < length $req;) {
+                my $n = 20 + int rand 21;
+                push @chunks, [substr($req, $o, $n), $o ? 0.3 + rand 0.2 : 0];
+                $o += $n;
+            }
+            $check = sub { check_file($_[0], $p) };
+        }
+        my $t0 = time;
+        my $c = _connect($tls) or do { fail(req_t0 => $t0, phase => 'connect', err => "$what: $@"); next };
+        my %f = (req_t0 => $t0, conn_t0 => $c->{conn_t0}, lport => $c->{lport}, reused => 0,
+            ($post ? (cgi => 1) : ()));
+        my ($sent, $total, $serr) = (0, 0, undef);
+        $total += length $_->[0] for @chunks;
+        $f{req_t0} = time;
+        for my $ch (@chunks) {
+            if ($ch->[1]) {
+                sleep $ch->[1];
+                # the server closed or answered before the request was whole
+                if (my $why = _early($c, $tls)) { $serr = $why; last }
+            }
+            if (!$c->send($ch->[0], 10)) { $serr = "send: $!"; last }
+            $sent += length $ch->[0];
+            last if $STOP;
+        }
+        if ($STOP && $sent < $total) { $COUNT{abandoned}++; $c->close; last }
+        my ($res, $partial) = $c->read_response(timeout => $TIMEOUT);
+        if (!$res) {
+            my $got_any = $partial || length($c->{buf}) ? 1 : 0;
+            fail(%f, phase => _phase($c, $got_any),
+                err => sprintf('%s: %s after %d of %d bytes sent%s', $what, $c->{error} // 'eof',
+                    $sent, $total, $serr ? " ($serr)" : ''));
+        }
+        elsif (my $e = $check->($res)) {
+            fail(%f, phase => 'bad', err => "$what: $e"
+                . ($sent < $total ? " (answered after $sent of $total bytes)" : ''));
+        }
+        else {
+            $COUNT{$what}++;
+            ok();
+        }
+        $c->close;
+        sleep 0.05;
+    }
+}
+
 # HTTP/2 checked by curl: h2c (prior knowledge) and h2 over TLS (ALPN),
-# every body checksummed.
+# every body checksummed.  curl runs with -v --trace-time (info lines,
+# headers, times; not the data), into a file per run: kept in
+# $CTX->{traces} when a transfer of the run failed other than by a refused
+# connection (at most $KEEP_TRACES, named in the failure record), deleted
+# otherwise.
+our $KEEP_TRACES = 100;
 sub k_h2curl {
     my $dir = $CTX->{tmp};
     my $round = 0;
+    my $kept = 0;
     until (done()) {
         my $tls = $round++ % 2;
         my $base = $tls ? "https://127.0.0.1:$CTX->{tls_port}" : "http://127.0.0.1:$CTX->{port}";
@@ -580,7 +694,8 @@ sub k_h2curl {
         my @p = map { my $p = pick_file(); $p eq '/big8m.bin' ? '/l1m.bin' : $p } 1 .. ($tls ? 8 : 1);
         my @args = ('timeout', '-k', '5', '60', 'curl', '-sS', '--max-time', '50',
             ($tls ? ('-k', '--http2') : ('--http2-prior-knowledge')),
-            '-w', '%{http_code} %{size_download} %{http_version} %{local_port}\n');
+            '-v', '--trace-time',
+            '-w', '%{http_code} %{size_download} %{http_version} %{local_port} %{exitcode} %{errormsg}\n');
         unlink glob("$dir/h2c.*");
         for my $i (0 .. $#p) { push @args, '-o', "$dir/h2c.$i", "$base$p[$i]" }
         my $t0 = time;
@@ -595,18 +710,37 @@ sub k_h2curl {
         close $fh;
         my $rc = $? >> 8;
         my $kind = $tls ? 'h2' : 'h2c';
+        my $trace = "$dir/h2c.err";
+        my $keep = sub {
+            return 'trace not kept (connect failed)' if $_[0];
+            return 'trace not kept (limit)' if $kept >= $KEEP_TRACES || !$CTX->{traces};
+            my $to = sprintf('%s/h2curl-%.3f-%s.txt', $CTX->{traces}, $t0, $kind);
+            return "trace not kept: $!" unless rename $trace, $to;
+            $kept++;
+            return $to;
+        };
+        my $failed = 0;
         for my $i (0 .. $#p) {
-            my ($code, $size, $ver, $lport) = split ' ', ($lines[$i] // '0 0 0 0');
+            my ($code, $size, $ver, $lport, $xrc, $emsg) = split ' ', ($lines[$i] // '0 0 0 0 0'), 6;
+            chomp $emsg if defined $emsg;
             my $body = '';
             if (open my $bf, '<', "$dir/h2c.$i") { local $/; binmode $bf; $body = <$bf> // ''; close $bf }
             my $f = $CTX->{files}{$p[$i]};
             my $e;
             if ($code eq '000' || !defined $lines[$i]) {
-                my $errtxt = do { open my $ef, '<', "$dir/h2c.err"; local $/; $ef ? <$ef> // '' : '' };
-                chomp $errtxt;
-                my $phase = $rc == 7 ? 'connect' : $rc == 28 ? 'timeout' : 'partial';
+                my ($errtxt, %seen) = ('');
+                if (open my $ef, '<', $trace) {
+                    $errtxt = join ' ', grep { !$seen{$_}++ } map { s/\s+$//r } grep { /^curl: \(\d+\)/ } <$ef>;
+                    close $ef;
+                }
+                my $x = ($xrc // 0) || $rc;
+                my $phase = $x == 7 ? 'connect' : $x == 28 ? 'timeout' : 'partial';
                 fail(req_t0 => $t0, lport => $lport + 0, conn_t0 => $t0, reused => $i ? 1 : 0,
-                    phase => $phase, err => "$kind curl exit $rc: $errtxt");
+                    phase => $phase, trace => $failed ? 'see the previous failure' : $keep->($x == 7),
+                    err => "$kind transfer " . ($i + 1) . ' of ' . scalar(@p)
+                        . ": curl exit $rc, transfer exit " . ($xrc // '?')
+                        . ': ' . ($emsg // '') . ($errtxt ne '' ? " [$errtxt]" : ''));
+                $failed = 1;
                 last;
             }
             $e = "status $code" if $code != 200;
@@ -615,13 +749,16 @@ sub k_h2curl {
             $e //= 'body checksum' if md5_hex($body) ne $f->{md5};
             if ($e) {
                 fail(req_t0 => $t0, lport => $lport + 0, conn_t0 => $t0, reused => $i ? 1 : 0,
-                    phase => 'bad', err => "$kind $p[$i]: $e");
+                    phase => 'bad', err => "$kind $p[$i]: $e",
+                    trace => $failed ? 'see the previous failure' : $keep->());
+                $failed = 1;
             }
             else {
                 $COUNT{$kind}++;
                 ok();
             }
         }
+        unlink $trace;
         sleep 0.2;
     }
 }

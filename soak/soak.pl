@@ -134,6 +134,20 @@ exit 0
 EOF
     close $fh;
     chmod 0755, "$D/cgi-bin/seq.sh";
+    # the slow writers' POST target: the body it was given, after its length
+    open $fh, '>', "$D/cgi-bin/echo.sh" or die "write echo.sh: $!";
+    print $fh <<'EOF';
+#!/bin/sh
+# soak CGI: echoes the request body
+printf 'Content-Type: application/octet-stream\r\n\r\n'
+printf 'len=%s\n' "$CONTENT_LENGTH"
+n=${CONTENT_LENGTH:-0}
+case "$n" in ''|*[!0-9]*) n=0 ;; esac
+[ "$n" -gt 0 ] && head -c "$n"
+exit 0
+EOF
+    close $fh;
+    chmod 0755, "$D/cgi-bin/echo.sh";
 }
 $s->{conf} = <<"EOF";
 Protocols h2 h2c http/1.1
@@ -307,13 +321,15 @@ my $TMP = "$OUTDIR/tmp";
 make_path($TMP);
 unlink glob("$OUTDIR/clients/*");
 make_path("$OUTDIR/clients");
+unlink glob("$OUTDIR/traces/*");
+make_path("$OUTDIR/traces");
 my %KIDS;    # pid => name
 
 # name => [kind, count]
 my @CLIENTS = (
     [ka => 2], [close => 1], [pipe => 1], [https => 1], [big_sendfile => 1],
     [big_mmap => 1], [range => 1], [cgi => 1], [ws => 1], [reset => 1],
-    [slowread => 1], [halfopen => 1], [junk => 1], [h2curl => 1],
+    [slowread => 1], [halfopen => 1], [junk => 1], [h2curl => 1], [slowwrite => 2],
 );
 my $seed = 1;
 for my $c (@CLIENTS) {
@@ -328,7 +344,8 @@ for my $c (@CLIENTS) {
             make_path("$TMP/$name");
             SoakClient::run($kind, { port => $PORT, tls_port => $tls_port,
                 deadline => $LOAD_END, out => "$OUTDIR/clients/$name.jsonl",
-                files => \%FILES, seed => $seed++, tmp => "$TMP/$name" });
+                files => \%FILES, seed => $seed++, tmp => "$TMP/$name",
+                traces => "$OUTDIR/traces" });
         }
         $seed++;
         $KIDS{$pid} = $name;
@@ -646,7 +663,8 @@ for my $l (split /\n/, $s->log_text) {
 # Classify one failure of a checked client.
 sub classify {
     my $f = shift;
-    if (($f->{kind} // '') eq 'cgi' && $f->{phase} eq 'bad' && ($f->{err} // '') eq 'status 503'
+    if ((($f->{kind} // '') eq 'cgi' && ($f->{err} // '') eq 'status 503'
+            || $f->{cgi} && ($f->{err} // '') =~ /: status 503$/) && $f->{phase} eq 'bad'
             && $f->{lport} && $CGID_EACCES{$f->{lport}}) {
         for my $e (@EVENTS) {
             return 'cgid_restart' if ($e->{type} eq 'graceful' || $e->{type} eq 'restart')
@@ -712,7 +730,7 @@ for my $e (@EVENTS) {
         $ABOUND{gstop_deferred} += scalar @{ $e->{deferred} // [] };
     }
     if ($e->{type} eq 'graceful' || $e->{type} eq 'restart') {
-        $ABOUND{cgid_restart} += sum(0, map { $_->[1] } grep { $_->[0] eq 'cgi' } @CLIENTS);
+        $ABOUND{cgid_restart} += sum(0, map { $_->[1] } grep { $_->[0] eq 'cgi' || $_->[0] eq 'slowwrite' } @CLIENTS);
     }
 }
 
@@ -789,6 +807,9 @@ for my $n (sort keys %COUNTS) {
     if ($kind eq 'h2curl') {
         $REQ{'h2c (curl, checked)'} += $c->{h2c} // 0;
         $REQ{'h2 TLS (curl, checked)'} += $c->{h2} // 0;
+    }
+    elsif ($kind eq 'slowwrite') {
+        $REQ{"slowwrite: $_"} += $c->{$_} // 0 for 'header', 'body', 'tls header', 'tls body';
     }
     else { $REQ{$kind} += $c->{ok} }
     $REQ{_retries} += $c->{retries} // 0;
@@ -1004,7 +1025,8 @@ $md .= "| criterion | result | detail |\n|---|---|---|\n";
 $md .= "| $_->{name} | " . ($_->{ok} ? 'ok' : '**FAILED**') . " | $_->{detail} |\n" for @CRIT;
 if (my @u = grep { $_->{class} eq 'unexplained' } @FAILS) {
     $md .= "\nUnexplained failures (first 10):\n\n";
-    $md .= sprintf("- t=%.1fs %s %s lport %s: %s\n", $_->{t} - $T0, $_->{client}, $_->{phase}, $_->{lport} // '-', $_->{err}) for @u[0 .. min(9, $#u)];
+    $md .= sprintf("- t=%.1fs %s %s lport %s: %s%s\n", $_->{t} - $T0, $_->{client}, $_->{phase}, $_->{lport} // '-', $_->{err},
+        $_->{trace} ? " (trace: $_->{trace})" : '') for @u[0 .. min(9, $#u)];
 }
 $md .= "\nNotes:\n\n" . join('', map { "- $_\n" } @NOTES) if @NOTES;
 open my $mf, '>', "$OUTDIR/report.md" or die;

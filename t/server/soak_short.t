@@ -3,7 +3,8 @@
 # soak_short.t: the soak harness (soak/soak.pl, make soak) for 60 seconds:
 # every traffic kind at once (HTTP/1.1 keep-alive, close, pipelined, HTTPS,
 # h2c, h2 over TLS, WebSockets, CGI, sendfile and mmap files, ranges,
-# resets, slow readers, half-open and junk clients, wrk, h2load) while the
+# resets, slow readers, slow writers (a trickled header and a trickled POST
+# body, plain and TLS), half-open and junk clients, wrk, h2load) while the
 # server is gracefully restarted, restarted, gracefully stopped and started
 # and has a child SIGKILLed.  The harness checks every response and
 # classifies every failure; this test asserts its verdict: no unexplained
@@ -44,7 +45,8 @@ for my $c (@{ $sum->{criteria} // [] }) {
 }
 my %req = %{ $sum->{requests} // {} };
 for my $k ('ka', 'close', 'pipe', 'https', 'big_sendfile', 'big_mmap', 'range', 'cgi',
-           'ws', 'reset', 'junk', 'halfopen', 'h2c (curl, checked)', 'h2 TLS (curl, checked)') {
+           'ws', 'reset', 'junk', 'halfopen', 'h2c (curl, checked)', 'h2 TLS (curl, checked)',
+           'slowwrite: header', 'slowwrite: body', 'slowwrite: tls header', 'slowwrite: tls body') {
     ok(($req{$k} // 0) > 0, "traffic kind $k was served") or diag "$k: " . ($req{$k} // 'none');
 }
 my %ev = %{ $sum->{events} // {} };
