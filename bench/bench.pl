@@ -436,6 +436,15 @@ sub server_ticks {
     return $t;
 }
 
+# utime+stime of one process, -1 if it is gone
+sub proc_ticks {
+    my ($pid) = @_;
+    my $st = slurp("/proc/$pid/stat");
+    return -1 unless $st =~ /\)\s+(.*)$/s;
+    my @f = split ' ', $1;
+    return $f[11] + $f[12];
+}
+
 sub server_mem {
     my ($h) = @_;
     my ($rss, $pss, $thr, $n) = (0, 0, 0, 0);
@@ -792,9 +801,15 @@ sub scen_5 {
     my $spid = spawn($slow_out, undef, client($CLI, 'slow', '127.0.0.1', $port,
                      $SLOW_N, $SLOW_INTERVAL, $total, $SLOW_KIND));
     sleep 3;
+    # CPU while the normal clients run: the server's (all its processes),
+    # the normal client's (reaped, so from times()) and the slow client's
+    my ($s0, $sl0, @c0) = (server_ticks($h), proc_ticks($spid), (POSIX::times())[3, 4]);
+    my $w0 = time;
     my ($rc, $out) = run_cmd($DUR + 30, undef,
         client($CLI, 'normal', '127.0.0.1', $port, 10, $DUR, 5, '/index.html', $SMALL,
                $SLOW_TLS ? ('tls') : ()));
+    my ($s1, $sl1, @c1) = (server_ticks($h), proc_ticks($spid), (POSIX::times())[3, 4]);
+    my $wall = time - $w0;
     kill 'TERM', $spid;
     wait_pid($spid, 5);
     my $slow = slurp($slow_out);
@@ -805,6 +820,11 @@ sub scen_5 {
     $r->{served_pct} = $r->{attempted} ? 100 * $r->{ok} / $r->{attempted} : 0;
     for my $k (qw(p50_ms p99_ms max_ms)) { delete $r->{$k} if $r->{$k} < 0; }
     $r->{errors} = $r->{bad};
+    if ($wall > 0) {
+        $r->{srv_cpu_pct} = 100 * ($s1 - $s0) / $HZ / $wall;
+        $r->{normal_cpu_pct} = 100 * ($c1[0] + $c1[1] - $c0[0] - $c0[1]) / $HZ / $wall;
+        $r->{slow_cpu_pct} = 100 * ($sl1 - $sl0) / $HZ / $wall if $sl0 >= 0 && $sl1 >= 0;
+    }
     if ($slow =~ /^(SLOW .*)$/m) {
         my $s = parse_kv($1);
         $r->{slow_closed} = $s->{closed_by_server};
@@ -1012,7 +1032,7 @@ sub run_one {
     push @{ $RES{$key}{$name} }, $r;
     logmsg('  ' . join(' ', map { "$_=" . fmt_num($r->{$_}) }
                        grep { defined $r->{$_} && $r->{$_} =~ /^-?[\d.]+$/ }
-                       qw(rps p99_us cpu_us mibs served_pct idle_kept pss_kb stall_ms instr errors)));
+                       qw(rps p99_us cpu_us mibs served_pct srv_cpu_pct normal_cpu_pct slow_cpu_pct idle_kept pss_kb stall_ms instr errors)));
 }
 
 sub fmt_num {
@@ -1246,12 +1266,17 @@ for my $scen (@SCEN) {
         my @hs = $SLOW_KIND eq 'tls-header' ? (['slow TLS handshakes done', 'slow_hs']) : ();
         $md .= table("5/", ['normal served %', 'served_pct'], ['served', 'ok'], ['timeouts (5 s)', 'timeout'],
                      ['conn. errors', 'errors'], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'],
-                     ['slow conns closed by server', 'slow_closed'], @hs);
+                     ['slow conns closed by server', 'slow_closed'], @hs,
+                     ['server CPU %', 'srv_cpu_pct'], ['normal client CPU %', 'normal_cpu_pct'],
+                     ['slow client CPU %', 'slow_cpu_pct']);
         $md .= "\nNormal clients: 10 concurrent, a new connection per request" .
                ($SLOW_TLS ? ' (HTTPS: a full TLS handshake each, no session resumption; latency counts from connect)' : '') .
                ", 5 s timeout. " .
                "\"errors\" counts wrong (non-2xx or wrong-length) answers only; timeouts and connection errors are listed apart " .
-               "as they are the effect being measured.\n";
+               "as they are the effect being measured. " .
+               "CPU % (of one CPU) is utime+stime while the normal clients run, over that wall time: the server's (all " .
+               "its processes, on CPU $SERVER_CPU), the normal client's and the slow client's (both on CPU $CLIENT_CPU; " .
+               "together near 100 % means the run is client-bound).\n";
     }
     elsif ($scen == 6) {
         $md .= table("6/", ['req/s', 'rps'], ['restarts', 'restarts'], ['failed (non-2xx/len)', 'failed'],
