@@ -45,9 +45,11 @@ my $IDLE_MAXW = env_int('BENCH_IDLE_MAXWORKERS', 1000, 50);
 my $ASYNC_FACTOR = env_int('BENCH_ASYNC_FACTOR', 200, 1);
 my $SLOW_N = env_int('BENCH_SLOW_CLIENTS', 200, 1);
 my $SLOW_INTERVAL = env_int('BENCH_SLOW_INTERVAL', 2, 1);
-# What the slow clients of scenario 5 trickle: "header" or "body".
+# What the slow clients of scenario 5 trickle: "header", "body", or over
+# TLS "tls-header" (after the handshake) or "tls-hello" (the ClientHello).
 my $SLOW_KIND = $ENV{BENCH_SLOW_KIND} // 'header';
-die "BENCH_SLOW_KIND must be header or body\n" unless $SLOW_KIND =~ /^(header|body)$/;
+die "BENCH_SLOW_KIND must be header, body, tls-header or tls-hello\n"
+    unless $SLOW_KIND =~ /^(header|body|tls-header|tls-hello)$/;
 my $RESTART_DUR = env_int('BENCH_RESTART_DURATION', 20, 4);
 my $RESTART_EVERY = env_int('BENCH_RESTART_EVERY', 3, 1);
 my $CG_REQ = env_int('BENCH_CALLGRIND_REQUESTS', 2000, 10);
@@ -95,6 +97,10 @@ if (grep { $_ eq 'nginx' } @SERVERS and !-x '/usr/sbin/nginx') {
     $SKIP{nginx} = 'nginx not installed: skipped';
 }
 my @ACTIVE = grep { !$SKIP{$_} } @SERVERS;
+# Scenario 5 over TLS: the servers get a second listener with TLS (mod_ssl,
+# nginx "listen ... ssl") and a self-signed certificate made at the start.
+my $SLOW_TLS = ($SLOW_KIND =~ /^tls-/ && grep { $_ == 5 } @SCEN) ? 1 : 0;
+my $TLS_DIR = "$WORK/tls";
 
 sub env_int {
     my ($name, $def, $min) = @_;
@@ -298,11 +304,23 @@ EOT
 }
 
 sub httpd_conf {
-    my ($name, $dir, $port, $o) = @_;
+    my ($name, $dir, $port, $o, $tls_port) = @_;
     my $d = $SRV{$name};
     my $h2 = $o->{h2} ? <<"EOT" : '';
 LoadModule http2_module $MODDIR/mod_http2.so
 Protocols h2c http/1.1
+EOT
+    my $tls = $o->{tls} ? <<"EOT" : '';
+LoadModule socache_shmcb_module $MODDIR/mod_socache_shmcb.so
+LoadModule ssl_module $MODDIR/mod_ssl.so
+Listen 127.0.0.1:$tls_port
+SSLSessionCache shmcb:$dir/ssl_scache(512000)
+SSLSessionCacheTimeout 300
+<VirtualHost 127.0.0.1:$tls_port>
+    SSLEngine on
+    SSLCertificateFile $TLS_DIR/server.crt
+    SSLCertificateKeyFile $TLS_DIR/server.key
+</VirtualHost>
 EOT
     my $sizing = httpd_sizing($name, $o);
     return <<"EOT";
@@ -320,7 +338,7 @@ LoadModule $d->{sym} $d->{so}
 LoadModule authz_core_module $MODDIR/mod_authz_core.so
 LoadModule mime_module $MODDIR/mod_mime.so
 LoadModule status_module $MODDIR/mod_status.so
-${h2}TypesConfig /etc/mime.types
+${h2}${tls}TypesConfig /etc/mime.types
 # no access log (mod_log_config is built in, but no CustomLog is configured)
 Timeout 60
 KeepAlive On
@@ -347,8 +365,11 @@ EOT
 }
 
 sub nginx_conf {
-    my ($dir, $port, $o) = @_;
+    my ($dir, $port, $o, $tls_port) = @_;
     my $listen = $o->{h2} ? "127.0.0.1:$port http2" : "127.0.0.1:$port";
+    my $tls = $o->{tls} ? "\n        listen 127.0.0.1:$tls_port ssl;" .
+        "\n        ssl_certificate $TLS_DIR/server.crt;" .
+        "\n        ssl_certificate_key $TLS_DIR/server.key;" : '';
     my $wc = 1024 + 2 * (@IDLE ? (sort { $b <=> $a } @IDLE)[0] : 0);
     my $rl = 2 * $wc + 100;
     my $tmp = join("\n    ", map { "${_}_temp_path $dir/${_}_temp;" } qw(client_body proxy fastcgi uwsgi scgi));
@@ -370,13 +391,26 @@ http {
     keepalive_requests 1000000;
     $tmp
     server {
-        listen $listen;
+        listen $listen;$tls
         server_name 127.0.0.1;
         root $DOCROOT;
         location /nginx_status { stub_status; allow 127.0.0.1; deny all; }
     }
 }
 EOT
+}
+
+# A self-signed certificate (P-256 key) for 127.0.0.1, made with openssl.
+sub make_cert {
+    make_path($TLS_DIR);
+    chmod 0755, $TLS_DIR;
+    my ($rc, $out) = run_cmd(60, undef, 'openssl', 'req', '-x509',
+        '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+        '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+        '-addext', 'subjectAltName=IP:127.0.0.1',
+        '-keyout', "$TLS_DIR/server.key", '-out', "$TLS_DIR/server.crt");
+    die "openssl req failed (rc $rc): $out\n"
+        if $rc != 0 || !-s "$TLS_DIR/server.crt" || !-s "$TLS_DIR/server.key";
 }
 
 my %CONF_SHOWN;   # key => text, printed into the report
@@ -410,6 +444,15 @@ sub server_ticks {
         $t += $f[13] + $f[14] if $p == $h->{pid};   # cutime, cstime
     }
     return $t;
+}
+
+# utime+stime of one process, -1 if it is gone
+sub proc_ticks {
+    my ($pid) = @_;
+    my $st = slurp("/proc/$pid/stat");
+    return -1 unless $st =~ /\)\s+(.*)$/s;
+    my @f = split ' ', $1;
+    return $f[11] + $f[12];
 }
 
 sub server_mem {
@@ -454,27 +497,34 @@ sub start_server {
     chmod 0755, $dir;
     my $port = free_port();
     my $h = { name => $name, dir => $dir, port => $port, seen => {} };
+    if ($o->{tls}) {
+        my $tp = free_port();
+        $tp = free_port() while $tp == $port;
+        $h->{tls_port} = $tp;
+    }
     my ($conf, @cmd);
     if ($d->{kind} eq 'httpd') {
         $conf = "$dir/httpd.conf";
-        spew($conf, httpd_conf($name, $dir, $port, $o));
+        spew($conf, httpd_conf($name, $dir, $port, $o, $h->{tls_port}));
         $h->{pidfile} = "$dir/httpd.pid";
         @cmd = ($APACHE, '-f', $conf);
         push @cmd, '-X' if $o->{callgrind};
     }
     else {
         $conf = "$dir/nginx.conf";
-        spew($conf, nginx_conf($dir, $port, $o));
+        spew($conf, nginx_conf($dir, $port, $o, $h->{tls_port}));
         $h->{pidfile} = "$dir/nginx.pid";
         @cmd = ('/usr/sbin/nginx', '-c', $conf, '-p', "$dir/");
         push @cmd, '-g', 'daemon off; master_process off;' if $o->{callgrind};
     }
-    my $key = $name . ($o->{idle} ? ' (scenario 3)' : $o->{h2} ? ' (scenario 7)' : '');
+    my $key = $name . ($o->{idle} ? ' (scenario 3)' : $o->{h2} ? ' (scenario 7)'
+                       : $o->{tls} ? ' (scenario 5, TLS)' : '');
     unless ($CONF_SHOWN{$key}) {
         my $t = slurp($conf);
         $t =~ s/\Q$WORK\E/\$BENCH_WORK/g;
         $t =~ s/\Q$REPO\E/\$REPO/g;
-        $t =~ s/127\.0\.0\.1:$port/127.0.0.1:\$PORT/g;
+        $t =~ s/127\.0\.0\.1:$port\b/127.0.0.1:\$PORT/g;
+        $t =~ s/127\.0\.0\.1:$h->{tls_port}\b/127.0.0.1:\$TLS_PORT/g if $o->{tls};
         $t =~ s/\$BENCH_WORK\/$name-[^\/\s]*/\$BENCH_WORK\/$name/g;
         $CONF_SHOWN{$key} = $t;
     }
@@ -543,6 +593,23 @@ sub start_server {
         $h->{failed} = "serves /big.bin wrongly (status $st, $len bytes)";
         stop_server($h);
         return $h;
+    }
+    # and the small file over HTTPS on the TLS listener
+    if ($o->{tls}) {
+        my $ok;
+        while (time < $deadline + 10) {
+            my ($rc, $out) = run_cmd(10, undef, $CLI, 'normal', '127.0.0.1', $h->{tls_port},
+                                     1, 0.2, 2, '/index.html', $SMALL, 'tls');
+            my ($line) = $out =~ /^(NORMAL .*)$/m;
+            my $r = $line ? parse_kv($line) : {};
+            if (($r->{ok} // 0) > 0 && !$r->{bad}) { $ok = 1; last; }
+            sleep 0.2;
+        }
+        if (!$ok) {
+            $h->{failed} = 'does not serve /index.html over TLS: ' . error_tail($h);
+            stop_server($h);
+            return $h;
+        }
     }
     server_pids($h);
     return $h;
@@ -739,11 +806,20 @@ sub scen_5 {
     my ($h) = @_;
     my $slow_out = "$WORK/slow." . (++$seq);
     my $total = 3 + $DUR + 10;
-    my $spid = spawn($slow_out, undef, client($CLI, 'slow', '127.0.0.1', $h->{port},
+    # over TLS both the slow and the normal clients use the TLS listener
+    my $port = $SLOW_TLS ? $h->{tls_port} : $h->{port};
+    my $spid = spawn($slow_out, undef, client($CLI, 'slow', '127.0.0.1', $port,
                      $SLOW_N, $SLOW_INTERVAL, $total, $SLOW_KIND));
     sleep 3;
+    # CPU while the normal clients run: the server's (all its processes),
+    # the normal client's (reaped, so from times()) and the slow client's
+    my ($s0, $sl0, @c0) = (server_ticks($h), proc_ticks($spid), (POSIX::times())[3, 4]);
+    my $w0 = time;
     my ($rc, $out) = run_cmd($DUR + 30, undef,
-        client($CLI, 'normal', '127.0.0.1', $h->{port}, 10, $DUR, 5, '/index.html', $SMALL));
+        client($CLI, 'normal', '127.0.0.1', $port, 10, $DUR, 5, '/index.html', $SMALL,
+               $SLOW_TLS ? ('tls') : ()));
+    my ($s1, $sl1, @c1) = (server_ticks($h), proc_ticks($spid), (POSIX::times())[3, 4]);
+    my $wall = time - $w0;
     kill 'TERM', $spid;
     wait_pid($spid, 5);
     my $slow = slurp($slow_out);
@@ -754,10 +830,16 @@ sub scen_5 {
     $r->{served_pct} = $r->{attempted} ? 100 * $r->{ok} / $r->{attempted} : 0;
     for my $k (qw(p50_ms p99_ms max_ms)) { delete $r->{$k} if $r->{$k} < 0; }
     $r->{errors} = $r->{bad};
+    if ($wall > 0) {
+        $r->{srv_cpu_pct} = 100 * ($s1 - $s0) / $HZ / $wall;
+        $r->{normal_cpu_pct} = 100 * ($c1[0] + $c1[1] - $c0[0] - $c0[1]) / $HZ / $wall;
+        $r->{slow_cpu_pct} = 100 * ($sl1 - $sl0) / $HZ / $wall if $sl0 >= 0 && $sl1 >= 0;
+    }
     if ($slow =~ /^(SLOW .*)$/m) {
         my $s = parse_kv($1);
         $r->{slow_closed} = $s->{closed_by_server};
         $r->{slow_open} = $s->{still_open};
+        $r->{slow_hs} = $s->{tls_handshakes};
     }
     else {
         # killed before its report: count what is still open from /proc is
@@ -930,6 +1012,7 @@ sub run_one {
     my $o = {};
     $o->{idle} = 1 if $scen == 3;
     $o->{h2} = 1 if $scen == 7;
+    $o->{tls} = 1 if $scen == 5 && $SLOW_TLS;
     my $cg = ($scen == 8 && !perf_ok());
     $o->{callgrind} = 1 if $cg;
     logmsg("scenario $scen" . ($sub ne '' ? " ($sub)" : '') . " run $run: $name");
@@ -959,7 +1042,7 @@ sub run_one {
     push @{ $RES{$key}{$name} }, $r;
     logmsg('  ' . join(' ', map { "$_=" . fmt_num($r->{$_}) }
                        grep { defined $r->{$_} && $r->{$_} =~ /^-?[\d.]+$/ }
-                       qw(rps p99_us cpu_us mibs served_pct idle_kept pss_kb stall_ms instr errors)));
+                       qw(rps p99_us cpu_us mibs served_pct srv_cpu_pct normal_cpu_pct slow_cpu_pct idle_kept pss_kb stall_ms instr errors)));
 }
 
 sub fmt_num {
@@ -973,6 +1056,7 @@ sub fmt_num {
 my $t_start = time;
 my $load_start = (split ' ', slurp('/proc/loadavg'))[0] // '?';
 make_docroot();
+make_cert() if $SLOW_TLS;
 logmsg("bench: servers @ACTIVE, scenarios @SCEN, $RUNS run(s) of ${DUR}s, work dir $WORK");
 logmsg("bench: $_: $SKIP{$_}") for sort keys %SKIP;
 
@@ -1128,7 +1212,8 @@ $md .= '| instructions counted with | ' . (grep({ $_ == 8 } @SCEN) ? (perf_ok() 
 $md .= "## Method\n\n";
 $md .= "- Servers: " . join(', ', map { $SKIP{$_} ? "$_ ($SKIP{$_})" : $_ } @SERVERS) . ".\n";
 $md .= "- Each httpd is Debian's stock `/usr/sbin/apache2 -f <generated conf>`, loading only the MPM, " .
-       "authz_core, mime, status (and http2 in scenario 7); one fresh server is started for every " .
+       "authz_core, mime, status (and http2 in scenario 7" . ($SLOW_TLS ? ', socache_shmcb and ssl in scenario 5' : '') .
+       "); one fresh server is started for every " .
        "measurement and stopped afterwards. No access log.\n";
 $md .= "- Server pinned to CPU $SERVER_CPU, clients to CPU $CLIENT_CPU (taskset).\n";
 $md .= "- Sizing: threaded MPMs StartServers 2 × ThreadsPerChild 25, MaxRequestWorkers 50; prefork " .
@@ -1148,8 +1233,13 @@ my %TITLE = (
     2 => 'Scenario 2: no keep-alive (Connection: close), 1 KiB file, wrk -t1 -c50',
     3 => 'Scenario 3: idle keep-alive connections held while scenario 1 runs',
     4 => 'Scenario 4: 10 MiB file, wrk -t1 -c10',
-    5 => "Scenario 5: $SLOW_N slow clients (one " . ($SLOW_KIND eq 'body' ? 'byte of an 8 KiB POST body' : 'header byte')
-         . " every $SLOW_INTERVAL s) while 10 normal clients connect",
+    5 => "Scenario 5: $SLOW_N slow clients (one " . {
+             'header' => 'header byte',
+             'body' => 'byte of an 8 KiB POST body',
+             'tls-header' => 'header byte in its own TLS record, after the handshake,',
+             'tls-hello' => 'byte of a TLS ClientHello, over TCP,',
+         }->{$SLOW_KIND} . " every $SLOW_INTERVAL s) while 10 normal " . ($SLOW_TLS ? 'HTTPS ' : '')
+         . 'clients connect',
     6 => "Scenario 6: graceful restart every $RESTART_EVERY s under keep-alive load (wrk -c50, ${RESTART_DUR} s)",
     7 => 'Scenario 7: HTTP/2 h2c, h2load -t1 -c20 -m10',
     8 => 'Scenario 8: instructions per request',
@@ -1183,12 +1273,20 @@ for my $scen (@SCEN) {
                      ['server CPU µs/response', 'cpu_us']);
     }
     elsif ($scen == 5) {
+        my @hs = $SLOW_KIND eq 'tls-header' ? (['slow TLS handshakes done', 'slow_hs']) : ();
         $md .= table("5/", ['normal served %', 'served_pct'], ['served', 'ok'], ['timeouts (5 s)', 'timeout'],
                      ['conn. errors', 'errors'], ['p50 ms', 'p50_ms'], ['p99 ms', 'p99_ms'],
-                     ['slow conns closed by server', 'slow_closed']);
-        $md .= "\nNormal clients: 10 concurrent, a new connection per request, 5 s timeout. " .
+                     ['slow conns closed by server', 'slow_closed'], @hs,
+                     ['server CPU %', 'srv_cpu_pct'], ['normal client CPU %', 'normal_cpu_pct'],
+                     ['slow client CPU %', 'slow_cpu_pct']);
+        $md .= "\nNormal clients: 10 concurrent, a new connection per request" .
+               ($SLOW_TLS ? ' (HTTPS: a full TLS handshake each, no session resumption; latency counts from connect)' : '') .
+               ", 5 s timeout. " .
                "\"errors\" counts wrong (non-2xx or wrong-length) answers only; timeouts and connection errors are listed apart " .
-               "as they are the effect being measured.\n";
+               "as they are the effect being measured. " .
+               "CPU % (of one CPU) is utime+stime while the normal clients run, over that wall time: the server's (all " .
+               "its processes, on CPU $SERVER_CPU), the normal client's and the slow client's (both on CPU $CLIENT_CPU; " .
+               "together near 100 % means the run is client-bound).\n";
     }
     elsif ($scen == 6) {
         $md .= table("6/", ['req/s', 'rps'], ['restarts', 'restarts'], ['failed (non-2xx/len)', 'failed'],
@@ -1217,7 +1315,7 @@ $md .= "`\$BENCH_WORK` is the temporary work directory, `\$PORT` a free port cho
 for my $name (@SERVERS) {
     my $base = $CONF_SHOWN{$name};
     $md .= "### $name\n\n```\n$base```\n\n" if defined $base;
-    for my $v (' (scenario 3)', ' (scenario 7)') {
+    for my $v (' (scenario 3)', ' (scenario 5, TLS)', ' (scenario 7)') {
         my $t = $CONF_SHOWN{"$name$v"};
         next unless defined $t;
         if (!defined $base) {

@@ -23,18 +23,27 @@
  *                   prints "PROBE alive=A answered=B" (within TIMEOUT s)
  *         QUIT / EOF -> closes everything and exits.
  *
- *   benchcli slow   HOST PORT N INTERVAL DURATION [body]
- *       N slow clients: each sends a request line and then one header byte
- *       every INTERVAL seconds, never finishing the header; reconnects when
- *       the server closes.  Runs DURATION seconds, prints "SLOW ...".
- *       With "body": a whole POST header (Content-Length: 8192), then one
- *       body byte every INTERVAL seconds (slow POST).
+ *   benchcli slow   HOST PORT N INTERVAL DURATION [KIND]
+ *       N slow clients, reconnecting when the server closes them; runs
+ *       DURATION seconds, prints "SLOW ...".  KIND:
+ *         header      (default) a request line and then one header byte
+ *                     every INTERVAL seconds, never finishing the header;
+ *         body        a whole POST header (Content-Length: 8192), then one
+ *                     body byte every INTERVAL seconds (slow POST);
+ *         tls-header  a full TLS handshake, then the same as "header" inside
+ *                     TLS: the start of the header in one record, then one
+ *                     byte every INTERVAL seconds, each its own TLS record;
+ *         tls-hello   a real TLS ClientHello (made by OpenSSL for each
+ *                     connection), sent over plain TCP one byte every
+ *                     INTERVAL seconds (the first byte at once).
  *
- *   benchcli normal HOST PORT CONC DURATION TIMEOUT PATH EXPECT_LEN
+ *   benchcli normal HOST PORT CONC DURATION TIMEOUT PATH EXPECT_LEN [tls]
  *       CONC concurrent clients, each opening a new connection per request
  *       ("Connection: close"), for DURATION seconds; a request not answered
  *       within TIMEOUT seconds counts as a timeout.  Prints "NORMAL ..." with
- *       counts and latency percentiles of the served requests.
+ *       counts and latency percentiles of the served requests.  With "tls"
+ *       every connection is HTTPS: a full handshake (no session resumption)
+ *       before the request, all inside the TIMEOUT and the latency.
  *
  * Everything is non-blocking with poll(2), so 10,000+ connections are fine
  * (given ulimit -n).
@@ -55,7 +64,12 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { ST_FREE, ST_CONNECTING, ST_SENDING, ST_READING, ST_IDLE, ST_DEAD };
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+enum { ST_FREE, ST_CONNECTING, ST_HANDSHAKE, ST_SENDING, ST_READING, ST_IDLE,
+       ST_DEAD };
 
 #define HBUF 4096
 
@@ -71,9 +85,14 @@ typedef struct {
     long clen;          /* content-length, -1 if none */
     long body;          /* body bytes seen */
     int status;
+    SSL *ssl;           /* TLS connection, NULL on plain TCP */
+    short tls_want;     /* POLLIN/POLLOUT the TLS engine waits for, or 0 */
 } conn_t;
 
 static struct sockaddr_in g_addr;
+/* Client context; g_tls: connections made by open_conn() speak TLS. */
+static SSL_CTX *g_ctx;
+static int g_tls;
 static volatile sig_atomic_t g_stop;
 
 static void on_term(int sig)
@@ -91,6 +110,155 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static void kill_conn(conn_t *c)
+{
+    if (c->ssl)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
+    c->tls_want = 0;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = ST_DEAD;
+}
+
+/* ------------------------------------------------------------------ */
+/* TLS                                                                  */
+
+/* The client context: no certificate check (the bench's certificate is
+ * self-signed), ALPN http/1.1, no session cache, so every connection makes
+ * a full handshake.  An EOF without close_notify reads as a plain EOF. */
+static int tls_init(void)
+{
+    static const unsigned char alpn[] = "\x08http/1.1";
+    g_ctx = SSL_CTX_new(TLS_client_method());
+    if (!g_ctx)
+        return -1;
+    SSL_CTX_set_verify(g_ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(g_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(g_ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_set_alpn_protos(g_ctx, alpn, sizeof(alpn) - 1) != 0)
+        return -1;
+    return 0;
+}
+
+/* After an SSL_* call returned r <= 0: 0 when it only has to wait (and
+ * c->tls_want says for what), -1 when the connection failed or ended. */
+static int tls_wait(conn_t *c, int r)
+{
+    switch (SSL_get_error(c->ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+        c->tls_want = POLLIN;
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        c->tls_want = POLLOUT;
+        return 0;
+    default:
+        c->tls_want = 0;
+        ERR_clear_error();
+        return -1;
+    }
+}
+
+/* One handshake step: 1 done, 0 waiting, -1 failed. */
+static int tls_handshake(conn_t *c)
+{
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->tls_want = 0;
+        return 1;
+    }
+    return tls_wait(c, r);
+}
+
+/* recv(2) semantics over either TLS or TCP: > 0 bytes, 0 EOF, -1 with
+ * errno EAGAIN (wait) or another errno (failed). */
+static ssize_t conn_recv(conn_t *c, void *buf, size_t len)
+{
+    int r;
+    if (!c->ssl)
+        return recv(c->fd, buf, len, 0);
+    r = SSL_read(c->ssl, buf, len > 65536 ? 65536 : (int)len);
+    if (r > 0) {
+        c->tls_want = 0;
+        return r;
+    }
+    if (SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN) {
+        c->tls_want = 0;
+        return 0;
+    }
+    errno = tls_wait(c, r) == 0 ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+/* send(2) semantics likewise; over TLS every call is one record (partial
+ * writes are off, and the bench never sends more than a record holds). */
+static ssize_t conn_send(conn_t *c, const void *data, size_t len)
+{
+    int r;
+    if (!c->ssl)
+        return send(c->fd, data, len, MSG_NOSIGNAL);
+    r = SSL_write(c->ssl, data, (int)len);
+    if (r > 0) {
+        c->tls_want = 0;
+        return r;
+    }
+    errno = tls_wait(c, r) == 0 ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+/* The TCP connection is up: plain connections go on to send, TLS ones to
+ * the handshake. */
+static int after_connect(conn_t *c)
+{
+    if (!g_tls) {
+        c->state = ST_SENDING;
+        return 0;
+    }
+    c->ssl = SSL_new(g_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->state = ST_HANDSHAKE;
+    c->tls_want = POLLOUT;
+    return 0;
+}
+
+/* A ClientHello exactly as OpenSSL sends it for a new connection: a
+ * handshake started into memory BIOs, whose first flight is taken.
+ * Returns its length (0 on failure). */
+static size_t make_client_hello(unsigned char *buf, size_t cap)
+{
+    SSL *s = SSL_new(g_ctx);
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    size_t len = 0;
+    int r;
+    if (!s || !rb || !wb) {
+        SSL_free(s);
+        BIO_free(rb);
+        BIO_free(wb);
+        ERR_clear_error();
+        return 0;
+    }
+    SSL_set_bio(s, rb, wb);     /* s owns both now */
+    SSL_set_connect_state(s);
+    r = SSL_do_handshake(s);
+    if (r <= 0 && SSL_get_error(s, r) == SSL_ERROR_WANT_READ) {
+        size_t pend = BIO_ctrl_pending(wb);
+        if (pend > 0 && pend <= cap && BIO_read(wb, buf, (int)pend) == (int)pend)
+            len = pend;
+    }
+    SSL_free(s);
+    ERR_clear_error();
+    return len;
+}
+
+/* ------------------------------------------------------------------ */
+/* connections                                                          */
+
 static int open_conn(conn_t *c)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -105,9 +273,14 @@ static int open_conn(conn_t *c)
     c->clen = -1;
     c->body = 0;
     c->status = 0;
+    c->ssl = NULL;
+    c->tls_want = 0;
     c->t0 = now();
     if (connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) == 0) {
-        c->state = ST_SENDING;
+        if (after_connect(c) < 0) {
+            kill_conn(c);
+            return -1;
+        }
     }
     else if (errno == EINPROGRESS) {
         c->state = ST_CONNECTING;
@@ -119,14 +292,6 @@ static int open_conn(conn_t *c)
         return -1;
     }
     return 0;
-}
-
-static void kill_conn(conn_t *c)
-{
-    if (c->fd >= 0)
-        close(c->fd);
-    c->fd = -1;
-    c->state = ST_DEAD;
 }
 
 static void reset_response(conn_t *c)
@@ -169,7 +334,7 @@ static int read_response(conn_t *c)
 {
     char buf[65536];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        ssize_t n = conn_recv(c, buf, sizeof(buf));
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
@@ -206,7 +371,7 @@ static int read_response(conn_t *c)
 static int send_some(conn_t *c, const char *data, size_t len)
 {
     while (c->sent < len) {
-        ssize_t n = send(c->fd, data + c->sent, len - c->sent, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, data + c->sent, len - c->sent);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
@@ -225,14 +390,16 @@ static int connect_done(conn_t *c)
     socklen_t l = sizeof(err);
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0 || err)
         return -1;
-    c->state = ST_SENDING;
-    return 0;
+    return after_connect(c);
 }
 
 static short want_events(conn_t *c)
 {
+    if (c->ssl && c->tls_want)
+        return c->tls_want;
     switch (c->state) {
     case ST_CONNECTING:
+    case ST_HANDSHAKE:
     case ST_SENDING:
         return POLLOUT;
     case ST_READING:
@@ -396,18 +563,38 @@ static int mode_idle(int n, double timeout)
 /* ------------------------------------------------------------------ */
 /* slow mode                                                            */
 
-static int mode_slow(int n, double interval, double duration,
-                     int is_body)
+enum { SLOW_HEADER, SLOW_BODY, SLOW_TLS_HEADER, SLOW_TLS_HELLO };
+
+#define HELLO_MAX 4096
+
+/* (Re)opens slow client c; for tls-hello first makes its ClientHello. */
+static int slow_open(conn_t *c, unsigned char *hello, size_t *hello_len)
+{
+    if (hello) {
+        *hello_len = make_client_hello(hello, HELLO_MAX);
+        if (*hello_len == 0) {
+            c->fd = -1;
+            c->state = ST_DEAD;
+            return -1;
+        }
+    }
+    return open_conn(c);
+}
+
+static int mode_slow(int n, double interval, double duration, int kind)
 {
     conn_t *cs = calloc(n, sizeof(conn_t));
     struct pollfd *pfd = calloc(n + 1, sizeof(struct pollfd));
     int *idx = calloc(n + 1, sizeof(int));
+    unsigned char *hello = NULL;    /* tls-hello: HELLO_MAX bytes a client */
+    size_t *hello_len = NULL;
     double end = now() + duration;
-    long opened = 0, closed = 0, responses = 0, bytes = 0;
+    long opened = 0, closed = 0, responses = 0, bytes = 0, handshakes = 0;
+    long open_failed = 0;
     int i, still = 0;
     /* A header that never ends, or a whole header and a body of 8 KiB
      * that never ends (the DURATION is far below 8192 x INTERVAL). */
-    const char *start = is_body
+    const char *start = kind == SLOW_BODY
         ? "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
           "Content-Type: application/x-www-form-urlencoded\r\n"
           "Content-Length: 8192\r\n\r\n"
@@ -417,10 +604,21 @@ static int mode_slow(int n, double interval, double duration,
 
     if (!cs || !pfd || !idx)
         return 1;
+    g_tls = (kind == SLOW_TLS_HEADER);
+    if (kind == SLOW_TLS_HELLO) {
+        hello = malloc((size_t)n * HELLO_MAX);
+        hello_len = calloc(n, sizeof(size_t));
+        if (!hello || !hello_len)
+            return 1;
+    }
+#define HELLO_OF(i) (hello ? hello + (size_t)(i) * HELLO_MAX : NULL)
+#define HELLO_LEN_OF(i) (hello_len ? &hello_len[i] : NULL)
     for (i = 0; i < n; i++) {
         cs[i].fd = -1;
-        if (open_conn(&cs[i]) == 0)
+        if (slow_open(&cs[i], HELLO_OF(i), HELLO_LEN_OF(i)) == 0)
             opened++;
+        else
+            open_failed++;
         cs[i].next = 0;
     }
     while (now() < end && !g_stop) {
@@ -436,16 +634,30 @@ static int mode_slow(int n, double interval, double duration,
                     continue;
                 }
                 c->next = t + interval;
-                if (open_conn(c) == 0)
+                if (slow_open(c, HELLO_OF(i), HELLO_LEN_OF(i)) == 0) {
                     opened++;
-                else
+                }
+                else {
+                    open_failed++;
                     continue;
+                }
             }
             if (c->state == ST_READING && t >= c->next) {
-                /* one more header byte */
-                ssize_t r = send(c->fd, "a", 1, MSG_NOSIGNAL);
-                if (r == 1)
+                /* one more byte: of the header (in its own TLS record for
+                 * tls-header), of the body, or of the ClientHello */
+                if (hello) {
+                    if (c->sent < hello_len[i]) {
+                        ssize_t r = send(c->fd, HELLO_OF(i) + c->sent, 1,
+                                         MSG_NOSIGNAL);
+                        if (r == 1) {
+                            c->sent++;
+                            bytes++;
+                        }
+                    }
+                }
+                else if (conn_send(c, "a", 1) == 1) {
                     bytes++;
+                }
                 c->next = t + interval;
             }
             if (c->state == ST_READING && c->next < wake)
@@ -470,8 +682,25 @@ static int mode_slow(int n, double interval, double duration,
                 }
                 continue;
             }
+            if (c->state == ST_HANDSHAKE) {
+                int r = tls_handshake(c);
+                if (r < 0) {
+                    kill_conn(c);
+                    c->next = now() + interval;
+                    closed++;
+                }
+                else if (r == 1) {
+                    handshakes++;
+                    c->state = ST_SENDING;
+                }
+                continue;
+            }
             if (c->state == ST_SENDING) {
-                int r = send_some(c, start, slen);
+                /* the start of the header or the whole POST header; for
+                 * tls-hello the first byte of the ClientHello */
+                int r = hello
+                    ? send_some(c, (const char *)HELLO_OF(idx[i]), 1)
+                    : send_some(c, start, slen);
                 if (r < 0) {
                     kill_conn(c);
                     c->next = now() + interval;
@@ -484,7 +713,8 @@ static int mode_slow(int n, double interval, double duration,
                 continue;
             }
             if (c->state == ST_READING) {
-                /* the server answered (e.g. 408/400) or closed */
+                /* the server answered (e.g. 408/400) or closed; over TLS a
+                 * read may also just take the server's session tickets */
                 int r = read_response(c);
                 if (r != 0) {
                     if (c->hdr_end >= 0)
@@ -496,14 +726,16 @@ static int mode_slow(int n, double interval, double duration,
             }
         }
     }
+#undef HELLO_OF
+#undef HELLO_LEN_OF
     for (i = 0; i < n; i++) {
         if (cs[i].state == ST_READING)
             still++;
-        if (cs[i].fd >= 0)
-            close(cs[i].fd);
+        kill_conn(&cs[i]);
     }
     printf("SLOW opened=%ld closed_by_server=%ld responses=%ld still_open=%d "
-           "bytes_sent=%ld\n", opened, closed, responses, still, bytes);
+           "bytes_sent=%ld tls_handshakes=%ld open_failed=%ld\n", opened,
+           closed, responses, still, bytes, handshakes, open_failed);
     return 0;
 }
 
@@ -516,8 +748,18 @@ static int cmpd(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The response is complete: over TLS say close_notify (once, without
+ * waiting for the server's), then close. */
+static void finish_conn(conn_t *c)
+{
+    if (c->ssl)
+        SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    kill_conn(c);
+}
+
 static int mode_normal(int conc, double duration, double timeout,
-                       long expect)
+                       long expect, int tls)
 {
     conn_t *cs = calloc(conc, sizeof(conn_t));
     struct pollfd *pfd = calloc(conc + 1, sizeof(struct pollfd));
@@ -530,6 +772,7 @@ static int mode_normal(int conc, double duration, double timeout,
 
     if (!cs || !pfd || !idx || !lat)
         return 1;
+    g_tls = tls;
     for (i = 0; i < conc; i++) {
         cs[i].fd = -1;
         cs[i].state = ST_FREE;
@@ -548,8 +791,8 @@ static int mode_normal(int conc, double duration, double timeout,
                     continue;
                 }
             }
-            if (c->state == ST_CONNECTING || c->state == ST_SENDING
-                || c->state == ST_READING) {
+            if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE
+                || c->state == ST_SENDING || c->state == ST_READING) {
                 if (t - c->t0 > timeout) {
                     tmo++;
                     kill_conn(c);
@@ -577,6 +820,18 @@ static int mode_normal(int conc, double duration, double timeout,
                 kill_conn(c);
                 c->state = ST_FREE;
                 continue;
+            }
+            if (c->state == ST_HANDSHAKE) {
+                int r = tls_handshake(c);
+                if (r < 0) {
+                    err++;
+                    kill_conn(c);
+                    c->state = ST_FREE;
+                    continue;
+                }
+                if (r == 0)
+                    continue;
+                c->state = ST_SENDING;  /* and send at once */
             }
             if (c->state == ST_SENDING) {
                 int r = send_some(c, g_req, g_reqlen);
@@ -608,14 +863,17 @@ static int mode_normal(int conc, double duration, double timeout,
                 else {
                     err++;
                 }
-                kill_conn(c);
+                if (r > 0)
+                    finish_conn(c);
+                else
+                    kill_conn(c);
                 c->state = ST_FREE;
             }
         }
     }
     for (i = 0; i < conc; i++)
         if (cs[i].fd >= 0) {
-            close(cs[i].fd);
+            kill_conn(&cs[i]);
             tmo++; /* still unanswered at the hard end */
         }
     qsort(lat, ln, sizeof(double), cmpd);
@@ -651,15 +909,43 @@ int main(int argc, char **argv)
                             argv[6]);
         return mode_idle(atoi(argv[4]), atof(argv[5]));
     }
-    if (strcmp(mode, "slow") == 0 && argc >= 7)
-        return mode_slow(atoi(argv[4]), atof(argv[5]), atof(argv[6]),
-                         argc >= 8 && strcmp(argv[7], "body") == 0);
+    if (strcmp(mode, "slow") == 0 && argc >= 7) {
+        const char *k = argc >= 8 ? argv[7] : "header";
+        int kind;
+        if (strcmp(k, "header") == 0)
+            kind = SLOW_HEADER;
+        else if (strcmp(k, "body") == 0)
+            kind = SLOW_BODY;
+        else if (strcmp(k, "tls-header") == 0)
+            kind = SLOW_TLS_HEADER;
+        else if (strcmp(k, "tls-hello") == 0)
+            kind = SLOW_TLS_HELLO;
+        else {
+            fprintf(stderr, "bad slow kind %s\n", k);
+            return 2;
+        }
+        if ((kind == SLOW_TLS_HEADER || kind == SLOW_TLS_HELLO)
+            && tls_init() < 0) {
+            fprintf(stderr, "cannot set up TLS\n");
+            return 1;
+        }
+        return mode_slow(atoi(argv[4]), atof(argv[5]), atof(argv[6]), kind);
+    }
     if (strcmp(mode, "normal") == 0 && argc >= 9) {
+        int tls = argc >= 10 && strcmp(argv[9], "tls") == 0;
+        if (argc >= 10 && !tls) {
+            fprintf(stderr, "bad normal option %s\n", argv[9]);
+            return 2;
+        }
+        if (tls && tls_init() < 0) {
+            fprintf(stderr, "cannot set up TLS\n");
+            return 1;
+        }
         g_reqlen = snprintf(g_req, sizeof(g_req),
                             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             "Connection: close\r\n\r\n", argv[7]);
         return mode_normal(atoi(argv[4]), atof(argv[5]), atof(argv[6]),
-                           atol(argv[8]));
+                           atol(argv[8]), tls);
     }
     fprintf(stderr, "bad arguments\n");
     return 2;
