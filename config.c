@@ -443,13 +443,14 @@ int ev2_open_logs(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp,
     return OK;
 }
 
-/* RequestReadTimeout's header= in the sections under d that apply to one
- * server (for the main server, those outside <VirtualHost>; for a vhost,
- * its section's children), the last one winning as in mod_reqtimeout,
- * into *base_s..: 1 if found. */
-static int find_reqtimeout_header(const ap_directive_t *d, int *base_s,
-                                  int *max_s, int *rate)
+/* RequestReadTimeout's stage= ("header=" or "body=") in the sections
+ * under d that apply to one server (for the main server, those outside
+ * <VirtualHost>; for a vhost, its section's children), the last one
+ * winning as in mod_reqtimeout, into *base_s..: 1 if found. */
+static int find_reqtimeout(const ap_directive_t *d, const char *stage,
+                           int *base_s, int *max_s, int *rate)
 {
+    apr_size_t klen = strlen(stage);
     int found = 0;
 
     for (; d; d = d->next) {
@@ -457,16 +458,16 @@ static int find_reqtimeout_header(const ap_directive_t *d, int *base_s,
             continue;
         }
         if (d->first_child) {
-            found |= find_reqtimeout_header(d->first_child, base_s, max_s,
-                                            rate);
+            found |= find_reqtimeout(d->first_child, stage, base_s, max_s,
+                                     rate);
             continue;
         }
         if (!strcasecmp(d->directive, "RequestReadTimeout") && d->args) {
             const char *args = d->args, *tok;
 
             while (*(tok = ap_getword_white(ap_pglobal, &args))) {
-                if (!strncasecmp(tok, "header=", 7)
-                    && ev2_parse_header_timeout(tok + 7, base_s, max_s,
+                if (!strncasecmp(tok, stage, klen)
+                    && ev2_parse_header_timeout(tok + klen, base_s, max_s,
                                                 rate) == 0) {
                     found = 1;
                 }
@@ -490,7 +491,7 @@ static int header_timeout_from_reqtimeout(void)
         || !ap_find_linked_module("mod_reqtimeout.c")) {
         return 0;
     }
-    find_reqtimeout_header(ap_conftree, &base, &max, &rate);
+    find_reqtimeout(ap_conftree, "header=", &base, &max, &rate);
     if (base > 0) {
         ev2_cfg.header_base_s = base;
         ev2_cfg.header_max_s = max;
@@ -543,7 +544,8 @@ static void header_timeout_of(ev2_srv_t *sc, server_rec *vs,
     if (vs == main_s || ev2_cfg.header_base_s == 0
         || !ap_find_linked_module("mod_reqtimeout.c")
         || (sect = vhost_section(ap_conftree, vs)) == NULL
-        || !find_reqtimeout_header(sect->first_child, &base, &max, &rate)) {
+        || !find_reqtimeout(sect->first_child, "header=", &base, &max,
+                            &rate)) {
         return;
     }
     if (base > 0) {
@@ -558,6 +560,39 @@ static void header_timeout_of(ev2_srv_t *sc, server_rec *vs,
         sc->header_rate = async_only->header_rate;
         sc->header_src = "AsyncHeaderTimeout";
     }
+}
+
+/* The body wait of the main server (vs NULL) or of vhost vs, into *sc:
+ * with mod_reqtimeout, its RequestReadTimeout body= (a vhost's own, else
+ * the main server's, else mod_reqtimeout's default 20,MinRate=500).
+ * Without it, or with body=0 (mod_reqtimeout's body limit off), 0: the
+ * body shares the header's wait (AsyncHeaderTimeout), so that a body
+ * held here is bounded all the same. */
+static void body_timeout_of(ev2_srv_t *sc, server_rec *vs,
+                            const ev2_srv_t *main_sc)
+{
+    const ap_directive_t *sect;
+    int base = 20, max = 0, rate = 500;
+
+    sc->body_base_s = sc->body_max_s = sc->body_rate = 0;
+    if (ev2_cfg.header_base_s == 0
+        || !ap_find_linked_module("mod_reqtimeout.c")) {
+        return;
+    }
+    if (vs == NULL) {
+        find_reqtimeout(ap_conftree, "body=", &base, &max, &rate);
+    }
+    else if ((sect = vhost_section(ap_conftree, vs)) == NULL
+             || !find_reqtimeout(sect->first_child, "body=", &base, &max,
+                                 &rate)) {
+        sc->body_base_s = main_sc->body_base_s;
+        sc->body_max_s = main_sc->body_max_s;
+        sc->body_rate = main_sc->body_rate;
+        return;
+    }
+    sc->body_base_s = base;
+    sc->body_max_s = max;
+    sc->body_rate = rate;
 }
 
 /* The queue of kind state with this timeout, created on first use; the
@@ -583,6 +618,7 @@ int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
 {
     apr_hash_t *by_timeout[EV2_STATES];
     ev2_config_t async_only;
+    ev2_srv_t main_body;
     const char *main_src;
     server_rec *vs;
     int st;
@@ -597,15 +633,20 @@ int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
     async_only = ev2_cfg;
     main_src = header_timeout_from_reqtimeout() ? "RequestReadTimeout"
                                                 : "AsyncHeaderTimeout";
+    body_timeout_of(&main_body, NULL, NULL);
     ev2_header_by_vhost = 0;
     ev2_queues = ev2_tq_set_create(pconf);
     for (vs = s; vs; vs = vs->next) {
         ev2_srv_t *sc = apr_pcalloc(pconf, sizeof(*sc));
 
         header_timeout_of(sc, vs, s, main_src, &async_only);
+        body_timeout_of(sc, vs == s ? NULL : vs, &main_body);
         if (sc->header_base_s != ev2_cfg.header_base_s
             || sc->header_max_s != ev2_cfg.header_max_s
-            || sc->header_rate != ev2_cfg.header_rate) {
+            || sc->header_rate != ev2_cfg.header_rate
+            || sc->body_base_s != main_body.body_base_s
+            || sc->body_max_s != main_body.body_max_s
+            || sc->body_rate != main_body.body_rate) {
             ev2_header_by_vhost = 1;
         }
 

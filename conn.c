@@ -301,6 +301,7 @@ static void conn_process(ev2_conn_t *cs)
     /* Whatever it waited for is here: the next wait starts afresh. */
     cs->is_held = 0;
     cs->is_waiting = 0;
+    cs->body_since = 0;
     rc = ap_run_process_connection(c);
     if (rc == DONE) {
         rc = OK;

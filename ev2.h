@@ -97,6 +97,14 @@ typedef struct {
     int header_max_s;
     int header_rate;
     const char *header_src;     /* which directive set them, for the log */
+    /* Once the header is whole, how long its body may wait here: with
+     * mod_reqtimeout, the body= of RequestReadTimeout for this server (its
+     * default 20,MinRate=500 when none is set), counted from the end of
+     * the header over the body's bytes alone.  body_base_s 0 (no
+     * mod_reqtimeout, or body=0): the body shares the header's wait. */
+    int body_base_s;
+    int body_max_s;
+    int body_rate;
 } ev2_srv_t;
 
 /* Some vhosts wait for a header longer or shorter than the main server:
@@ -204,7 +212,11 @@ typedef struct ev2_conn_t {
     conn_state_t pub;           /* c->cs points here */
     apr_time_t linger_since;    /* one stamp for the whole linger */
     apr_time_t header_since;    /* EV2_STATE_READ_HEADER: when it began */
-    apr_size_t header_bytes;    /* of the header, what has arrived */
+    apr_size_t header_bytes;    /* of the request, what has arrived */
+    apr_time_t body_since;      /* the header was whole then, its body
+                                 * not (0: not known to be so) */
+    apr_size_t body_from;       /* the header's length: the body's bytes
+                                 * are header_bytes - body_from */
     ev2_trim_mark_t trim_pool;  /* memtrim.h: p's first block */
     ev2_trim_mark_t trim_ba;    /* memtrim.h: ba's first block */
     unsigned int is_lingering:1;
@@ -469,6 +481,7 @@ int ev2_conn_repark(ev2_conn_t *cs, conn_state_e state);
 apr_interval_time_t ev2_header_tick(const server_rec *s);
 void ev2_header_accepted(ev2_conn_t *cs);
 void ev2_header_wait_begin(ev2_conn_t *cs);
+void ev2_header_body_begins(ev2_conn_t *cs, apr_size_t header_len);
 int ev2_header_keepalive(ev2_conn_t *cs);
 void ev2_header_ready(ev2_conn_t *cs);
 void ev2_header_expired(ev2_conn_t *cs);

@@ -106,6 +106,7 @@ static ev2_header_e header_check(ev2_conn_t *cs)
     }
     if (header_len > 0) {
         /* The kernel need not hold a body: a worker takes it in. */
+        ev2_header_body_begins(cs, header_len);
         return EV2_HEADER_BODY;
     }
     set_lowat(cs, (apr_size_t)n);
@@ -133,6 +134,24 @@ void ev2_header_wait_begin(ev2_conn_t *cs)
         cs->header_since = ev2_now();
         cs->is_waiting = 1;
     }
+}
+
+/* cs's header is whole (header_len bytes), its body still on its way:
+ * from now on the body's wait applies, if it has one of its own.  The
+ * listener or the worker that owns cs. */
+void ev2_header_body_begins(ev2_conn_t *cs, apr_size_t header_len)
+{
+    if (cs->body_since == 0) {
+        cs->body_since = ev2_now();
+        cs->body_from = header_len;
+    }
+}
+
+/* Whether cs now waits for a body with a wait of its own (mod_reqtimeout's
+ * body=), rather than for its header. */
+static int in_body_wait(const ev2_conn_t *cs)
+{
+    return cs->body_since != 0 && cs->hsc->body_base_s > 0;
 }
 
 /* Listener: cs, off every queue, to a worker: to read its request, or,
@@ -236,6 +255,15 @@ int ev2_header_keepalive(ev2_conn_t *cs)
 /* Whether cs has run out of its time to send its request. */
 static int header_is_late(const ev2_conn_t *cs)
 {
+    if (in_body_wait(cs)) {
+        apr_size_t body = cs->header_bytes > cs->body_from
+                          ? cs->header_bytes - cs->body_from : 0;
+
+        return ev2_now() >= ev2_header_deadline(cs->body_since, body,
+                                                cs->hsc->body_base_s,
+                                                cs->hsc->body_max_s,
+                                                cs->hsc->body_rate);
+    }
     return ev2_now() >= ev2_header_deadline(cs->header_since,
                                             cs->header_bytes,
                                             cs->hsc->header_base_s,
@@ -349,10 +377,20 @@ void ev2_header_register(void)
 ap_filter_t *ev2_header_late(ev2_conn_t *cs)
 {
     cs->is_header_late = 0;
-    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cs->c, EV2LOG(085)
-                  "Request header read timeout (%s, %"
-                  APR_SIZE_T_FMT " bytes in %" APR_TIME_T_FMT " s)",
-                  cs->hsc->header_src, cs->header_bytes,
-                  apr_time_sec(ev2_now() - cs->header_since));
+    if (in_body_wait(cs)) {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cs->c, EV2LOG(104)
+                      "Request body read timeout (RequestReadTimeout, %"
+                      APR_SIZE_T_FMT " body bytes in %" APR_TIME_T_FMT " s)",
+                      cs->header_bytes > cs->body_from
+                      ? cs->header_bytes - cs->body_from : 0,
+                      apr_time_sec(ev2_now() - cs->body_since));
+    }
+    else {
+        ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cs->c, EV2LOG(085)
+                      "Request header read timeout (%s, %"
+                      APR_SIZE_T_FMT " bytes in %" APR_TIME_T_FMT " s)",
+                      cs->hsc->header_src, cs->header_bytes,
+                      apr_time_sec(ev2_now() - cs->header_since));
+    }
     return ap_add_input_filter_handle(late_filter, NULL, NULL, cs->c);
 }

@@ -11,7 +11,8 @@
  * the request, header and body, is all there.  If not, the connection
  * parks in EV2_STATE_READ_HEADER again and the worker is free; the
  * listener hands it back when its socket is readable, and the timeout
- * is the header's (AsyncHeaderTimeout, header.c).  Once the request is
+ * is the header's (AsyncHeaderTimeout, header.c), then, once the header
+ * is whole, the body's where mod_reqtimeout gives one.  Once the request is
  * complete, the filter gives httpd's reads the kept bytes first, exactly
  * as they came, then reads through as if it were not there.
  *
@@ -216,8 +217,8 @@ void ev2_hold_register(void)
 {
     /* A smaller type sits nearer the request, so at CONNECTION + 1 this
      * filter reads what mod_ssl (+ 5) decrypted, after mod_remoteip (+ 7)
-     * took any PROXY header, through mod_reqtimeout (+ 8) and the late
-     * filter (+ 9, header.c). */
+     * took any PROXY header, through mod_reqtimeout (+ 8); the late
+     * filter (CONNECTION, header.c) reads through this one. */
     hold_filter = ap_register_input_filter("EV2_HOLD", hold_read, NULL,
                                            AP_FTYPE_CONNECTION + 1);
 }
@@ -333,13 +334,18 @@ int ev2_hold_fill(ev2_conn_t *cs)
         }
     }
     for (;;) {
+        apr_size_t header_len = 0;
         apr_status_t rv;
 
         cs->header_bytes = h->len;
-        if (h->len > 0
-            && ev2_reqscan_req(h->buf, h->len, EV2_HOLD_MAX, EV2_BODY_MAX,
-                               NULL) != EV2_SCAN_INCOMPLETE) {
-            return 0;
+        if (h->len > 0) {
+            if (ev2_reqscan_req(h->buf, h->len, EV2_HOLD_MAX, EV2_BODY_MAX,
+                                &header_len) != EV2_SCAN_INCOMPLETE) {
+                return 0;
+            }
+            if (header_len > 0) {
+                ev2_header_body_begins(cs, header_len);
+            }
         }
         rv = ap_get_brigade(below, h->tmp, AP_MODE_READBYTES,
                             APR_NONBLOCK_READ, EV2_HOLD_MAX - h->len);

@@ -10,6 +10,13 @@
 # <VirtualHost> (one shorter, one longer than the main server's) sets the
 # header timeout of connections to that address, as mod_reqtimeout does
 # with c->base_server; the listener's wait for the header follows it.
+#
+# Then the body: a POST whose header is whole but whose body stops coming
+# is answered 408 and closed when RequestReadTimeout's body= runs out
+# (counted from the end of the header), not when header= would, also for
+# a body the MPM holds in the listener; a vhost's own body= applies to its
+# address; a body that keeps coming at the MinRate is not cut off past the
+# base time, and is answered as the same POST sent at once.
 use strict;
 use warnings;
 use FindBin;
@@ -110,4 +117,78 @@ for my $k (sort { $want{$a}[1] <=> $want{$b}[1] } keys %want) {
     $c{$k}->close;
 }
 ok($v->stop, 'server with vhosts stopped cleanly');
+
+# ---- the body ---------------------------------------------------------------
+my $p_body = Ev2Server::free_port();
+my $bs = Ev2Server->new(
+    mpm => Ev2Server::one_child(4),
+    conf => <<"EOF2",
+Timeout 30
+RequestReadTimeout header=15 body=3
+LogLevel info
+Listen 127.0.0.1:$p_body
+<VirtualHost 127.0.0.1:$p_body>
+    RequestReadTimeout body=5,MinRate=50
+</VirtualHost>
+EOF2
+    modules => ['reqtimeout'],
+);
+$bs->start;
+
+sub post_head {
+    my ($len) = @_;
+    return "POST /index.html HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         . "Content-Length: $len\r\n\r\n";
+}
+
+# The answer to the same POST with its body sent at once: what a body that
+# arrives in time must get too.
+my $whole = Ev2HTTP->connect(port => $p_body) or die $@;
+$whole->send(post_head(600) . ('b' x 600));
+my $r_whole = $whole->read_response(timeout => 10);
+$whole->close;
+ok($r_whole && $r_whole->{status} != 408,
+   'a POST sent at once is answered (' . ($r_whole ? $r_whole->{status} : 'nothing') . ')');
+
+# Header and 10 body bytes of 100, then nothing: main body=3, vhost body=5
+# (+ 10 bytes at 50 B/s).
+my %bwant = (main => [$bs->port, 2.5, 6.5], vhost => [$p_body, 4.5, 8.5]);
+my %bc;
+my $t2 = time;
+for my $k (sort keys %bwant) {
+    $bc{$k} = Ev2HTTP->connect(port => $bwant{$k}[0]) or die $@;
+    $bc{$k}->send(post_head(100) . ('x' x 10));
+}
+for my $k (sort { $bwant{$a}[1] <=> $bwant{$b}[1] } keys %bwant) {
+    my $r = $bc{$k}->read_response(timeout => 20 - (time - $t2));
+    my $eof = $bc{$k}->wait_eof(5);
+    my $at = time - $t2;
+    is($r ? $r->{status} : undef, 408, "body $k: 408 Request Timeout");
+    ok(defined $eof, "body $k: closed");
+    my ($lo, $hi) = @{$bwant{$k}}[1, 2];
+    ok($at >= $lo && $at <= $hi,
+        sprintf('body %s: closed after %.2f s, within %.1f-%.1f s (body=, not header=15)', $k, $at, $lo, $hi));
+    $bc{$k}->close;
+}
+my $blog = '';
+ok($bs->wait_for(sub { ($blog = $bs->log_text) =~ /(?:AH01382|EV2104): Request body read timeout/ }, 10, 0.1),
+    'error log: Request body read timeout (AH01382, or EV2104 where the listener timed it)') or diag $bs->log_tail;
+
+# 600 bytes, 100 a second, to the vhost (body=5,MinRate=50: the time grows
+# by 2 s a second): answered as the POST sent at once, after 6 s.
+my $slow = Ev2HTTP->connect(port => $p_body) or die $@;
+my $t3 = time;
+$slow->send(post_head(600));
+for (1 .. 6) {
+    sleep 1;
+    $slow->send('b' x 100);
+}
+my $r_slow = $slow->read_response(timeout => 10);
+my $t_slow = time - $t3;
+$slow->close;
+is($r_slow ? $r_slow->{status} : undef, $r_whole ? $r_whole->{status} : -1,
+   sprintf('a body kept coming at the MinRate is not cut off past body=5 (answered at %.2f s)', $t_slow));
+ok($t_slow >= 5.5, 'it was answered once the whole body had arrived');
+
+ok($bs->stop, 'server for the body stopped cleanly');
 done_testing();
