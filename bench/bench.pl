@@ -479,7 +479,9 @@ sub alive {
 
 sub error_tail {
     my ($h) = @_;
-    my $t = slurp("$h->{dir}/error.log") . ($h->{startout} // '');
+    # a foreground server (callgrind) has its output in start.out
+    my $t = slurp("$h->{dir}/error.log")
+          . ($h->{startout} // ($h->{fg} ? slurp("$h->{dir}/start.out") : ''));
     my @l = grep { /\S/ } split /\n/, $t;
     @l = @l[-3 .. -1] if @l > 3;
     my $s = join(' | ', @l);
@@ -542,7 +544,10 @@ sub start_server {
                 @user = ('setpriv', '--reuid=www-data', '--regid=www-data', '--clear-groups');
             }
         }
-        $h->{pid} = spawn("$dir/start.out", undef, 'taskset', '-c', $SERVER_CPU, @user,
+        # valgrind writes temporary files to $TMPDIR; as www-data it cannot
+        # use the harness's own (root's) TMPDIR, so give it the cg directory
+        $h->{pid} = spawn("$dir/start.out", { TMPDIR => "$dir/cg" },
+                          'taskset', '-c', $SERVER_CPU, @user,
                           'valgrind', '--tool=callgrind', '--vgdb=no',
                           "--callgrind-out-file=$h->{cgout}", @cmd);
         $h->{fg} = 1;
