@@ -154,6 +154,13 @@ static int in_body_wait(const ev2_conn_t *cs)
     return cs->body_since != 0 && cs->hsc->body_base_s > 0;
 }
 
+/* Of what cs has sent, the body's bytes. */
+static apr_size_t body_bytes(const ev2_conn_t *cs)
+{
+    return cs->header_bytes > cs->body_from
+           ? cs->header_bytes - cs->body_from : 0;
+}
+
 /* Listener: cs, off every queue, to a worker: to read its request, or,
  * its body still to come, to read ahead for it (hold.c). */
 static void to_worker(ev2_conn_t *cs, ev2_header_e why)
@@ -256,10 +263,8 @@ int ev2_header_keepalive(ev2_conn_t *cs)
 static int header_is_late(const ev2_conn_t *cs)
 {
     if (in_body_wait(cs)) {
-        apr_size_t body = cs->header_bytes > cs->body_from
-                          ? cs->header_bytes - cs->body_from : 0;
-
-        return ev2_now() >= ev2_header_deadline(cs->body_since, body,
+        return ev2_now() >= ev2_header_deadline(cs->body_since,
+                                                body_bytes(cs),
                                                 cs->hsc->body_base_s,
                                                 cs->hsc->body_max_s,
                                                 cs->hsc->body_rate);
@@ -381,8 +386,7 @@ ap_filter_t *ev2_header_late(ev2_conn_t *cs)
         ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, cs->c, EV2LOG(104)
                       "Request body read timeout (RequestReadTimeout, %"
                       APR_SIZE_T_FMT " body bytes in %" APR_TIME_T_FMT " s)",
-                      cs->header_bytes > cs->body_from
-                      ? cs->header_bytes - cs->body_from : 0,
+                      body_bytes(cs),
                       apr_time_sec(ev2_now() - cs->body_since));
     }
     else {

@@ -104,18 +104,23 @@ for my $k (sort keys %want) {
     $c{$k} = Ev2HTTP->connect(port => $want{$k}[0]) or die $@;
     $c{$k}->send("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n");
 }
-my %closed;
-for my $k (sort { $want{$a}[1] <=> $want{$b}[1] } keys %want) {
-    my $r = $c{$k}->read_response(timeout => 20 - (time - $t1));
-    my $eof = $c{$k}->wait_eof(5);
-    $closed{$k} = time - $t1;
-    is($r ? $r->{status} : undef, 408, "$k: 408 Request Timeout");
-    ok(defined $eof, "$k: closed");
-    my ($lo, $hi) = @{$want{$k}}[1, 2];
-    ok($closed{$k} >= $lo && $closed{$k} <= $hi,
-        sprintf('%s: closed after %.2f s, within %.1f-%.1f s', $k, $closed{$k}, $lo, $hi));
-    $c{$k}->close;
+# Each connection of %$want (name => [port, earliest, latest]) in %$conns
+# gets a 408 and is closed between its earliest and latest second after t0.
+sub expect_408_closed {
+    my ($want, $conns, $t0, $what) = @_;
+    for my $k (sort { $want->{$a}[1] <=> $want->{$b}[1] } keys %$want) {
+        my $r = $conns->{$k}->read_response(timeout => 20 - (time - $t0));
+        my $eof = $conns->{$k}->wait_eof(5);
+        my $at = time - $t0;
+        is($r ? $r->{status} : undef, 408, "$what$k: 408 Request Timeout");
+        ok(defined $eof, "$what$k: closed");
+        my ($lo, $hi) = @{$want->{$k}}[1, 2];
+        ok($at >= $lo && $at <= $hi,
+            sprintf('%s%s: closed after %.2f s, within %.1f-%.1f s', $what, $k, $at, $lo, $hi));
+        $conns->{$k}->close;
+    }
 }
+expect_408_closed(\%want, \%c, $t1, '');
 ok($v->stop, 'server with vhosts stopped cleanly');
 
 # ---- the body ---------------------------------------------------------------
@@ -159,17 +164,8 @@ for my $k (sort keys %bwant) {
     $bc{$k} = Ev2HTTP->connect(port => $bwant{$k}[0]) or die $@;
     $bc{$k}->send(post_head(100) . ('x' x 10));
 }
-for my $k (sort { $bwant{$a}[1] <=> $bwant{$b}[1] } keys %bwant) {
-    my $r = $bc{$k}->read_response(timeout => 20 - (time - $t2));
-    my $eof = $bc{$k}->wait_eof(5);
-    my $at = time - $t2;
-    is($r ? $r->{status} : undef, 408, "body $k: 408 Request Timeout");
-    ok(defined $eof, "body $k: closed");
-    my ($lo, $hi) = @{$bwant{$k}}[1, 2];
-    ok($at >= $lo && $at <= $hi,
-        sprintf('body %s: closed after %.2f s, within %.1f-%.1f s (body=, not header=15)', $k, $at, $lo, $hi));
-    $bc{$k}->close;
-}
+# (body=, not header=15)
+expect_408_closed(\%bwant, \%bc, $t2, 'body ');
 my $blog = '';
 ok($bs->wait_for(sub { ($blog = $bs->log_text) =~ /(?:AH01382|EV2104): Request body read timeout/ }, 10, 0.1),
     'error log: Request body read timeout (AH01382, or EV2104 where the listener timed it)') or diag $bs->log_tail;
