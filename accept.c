@@ -223,7 +223,7 @@ void ev2_make_room(ev2_listener_t *l, apr_time_t now)
         return;
     }
     share = ev2_room_share(waiting, not_accepting);
-    l->room_at = ev2_close_idle(now, share, &closed);
+    l->room_at = ev2_close_idle(now, share, 0, &closed);
     ev2_status_room_closed(closed);
     if (closed >= share) {
         l->room_at = EV2_NO_DEADLINE;
@@ -239,6 +239,7 @@ void ev2_make_room(ev2_listener_t *l, apr_time_t now)
 typedef struct {
     apr_time_t idle_since;      /* parked at or before this */
     int left;                   /* how many more to take; < 0: all */
+    int keep_waiting;           /* leave those waiting for a request */
     apr_time_t oldest;          /* the oldest stamp left, or none */
 } ev2_idle_pick_t;
 
@@ -258,7 +259,8 @@ static ev2_tq_entry_t *pop_oldest_idle(void *baton)
     for (st = 0; st < EV2_STATES; st++) {
         const ev2_state_t *row = ev2_state_of((conn_state_e)st);
 
-        if (!row || !row->is_idle) {
+        if (!row || !row->is_idle
+            || (pick->keep_waiting && st == EV2_STATE_READ_HEADER)) {
             continue;
         }
         for (vs = ap_server_conf; vs; vs = vs->next) {
@@ -287,15 +289,20 @@ static ev2_tq_entry_t *pop_oldest_idle(void *baton)
 
 /* Close up to max (< 0: all) of the idle connections idle for
  * EV2_IDLE_MIN or more, oldest first, through their state's expiry; how
- * many in *closed (if not NULL).  Returns when the next one will qualify,
- * or EV2_NO_DEADLINE.  Listener only, between batches. */
-apr_time_t ev2_close_idle(apr_time_t now, int max, int *closed)
+ * many in *closed (if not NULL).  keep_waiting: not those whose request
+ * has begun to arrive (a stopping child lets them finish, within their
+ * header or body wait, as a worker blocked on them would).  Returns when
+ * the next one will qualify, or EV2_NO_DEADLINE.  Listener only, between
+ * batches. */
+apr_time_t ev2_close_idle(apr_time_t now, int max, int keep_waiting,
+                          int *closed)
 {
     ev2_idle_pick_t pick;
     int n;
 
     pick.idle_since = now - EV2_IDLE_MIN;
     pick.left = max;
+    pick.keep_waiting = keep_waiting;
     pick.oldest = EV2_NO_DEADLINE;
     n = ev2_expire_each(pop_oldest_idle, &pick, 1);
     if (closed) {

@@ -408,7 +408,8 @@ void ev2_accepting_set(ev2_listener_t *l, ev2_accept_mode_e mode,
 ev2_admit_e ev2_admission(const ev2_listener_t *l);
 void ev2_accept_on(ev2_listener_t *l, ev2_lsock_t *ls);
 void ev2_make_room(ev2_listener_t *l, apr_time_t now);
-apr_time_t ev2_close_idle(apr_time_t now, int max, int *closed);
+apr_time_t ev2_close_idle(apr_time_t now, int max, int keep_waiting,
+                          int *closed);
 
 /* ---- workers (worker.c) ---- */
 

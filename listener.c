@@ -164,11 +164,13 @@ static ev2_tq_entry_t *pop_linger_cut(void *baton)
 
 /* A stopping child closes its idle connections now, each once it is
  * surely idle, and gives lingering closes the short budget only, so that
- * it can exit; drain_at is when the next of either is due. */
+ * it can exit; drain_at is when the next of either is due.  A request
+ * that has begun to arrive is not idle: it is served once whole, or
+ * answered when its wait runs out. */
 static void drain(ev2_listener_t *l, apr_time_t now)
 {
     apr_interval_time_t extra = EV2_LINGER_NORMAL - EV2_LINGER_SHORT;
-    apr_time_t next = ev2_close_idle(now, -1, NULL), lnext;
+    apr_time_t next = ev2_close_idle(now, -1, 1, NULL), lnext;
     ev2_linger_cut_t cut;
 
     cut.q = ev2_srv_of(ap_server_conf)->q[CONN_STATE_LINGER_NORMAL];
