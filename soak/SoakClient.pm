@@ -692,6 +692,10 @@ sub k_h2curl {
         # connection ("Error in the HTTP2 framing layer", with either MPM):
         # h2c runs one request per curl, TLS eight on one connection.
         my @p = map { my $p = pick_file(); $p eq '/big8m.bin' ? '/l1m.bin' : $p } 1 .. ($tls ? 8 : 1);
+        my $retried = 0;
+        my $kind = $tls ? 'h2' : 'h2c';
+        my $trace = "$dir/h2c.err";
+      RUN: {
         my @args = ('timeout', '-k', '5', '60', 'curl', '-sS', '--max-time', '50',
             ($tls ? ('-k', '--http2') : ('--http2-prior-knowledge')),
             '-v', '--trace-time',
@@ -700,7 +704,7 @@ sub k_h2curl {
         for my $i (0 .. $#p) { push @args, '-o', "$dir/h2c.$i", "$base$p[$i]" }
         my $t0 = time;
         my $pid = open(my $fh, '-|');
-        if (!defined $pid) { sleep 1; next }
+        if (!defined $pid) { sleep 1; last RUN }
         if (!$pid) {
             open STDERR, '>', "$dir/h2c.err";
             open STDIN, '<', '/dev/null';
@@ -709,8 +713,23 @@ sub k_h2curl {
         my @lines = <$fh>;
         close $fh;
         my $rc = $? >> 8;
-        my $kind = $tls ? 'h2' : 'h2c';
-        my $trace = "$dir/h2c.err";
+        # From the trace, per transfer (curl runs them one after another,
+        # each from its "Using Stream ID" line to the next): its stream,
+        # whether a response head came, and the last-stream id of a GOAWAY
+        # received meanwhile.  Every transfer before the first failed one
+        # got a stream, so the n-th stream line is the n-th transfer's.
+        my (@sid, @head, @goaway);
+        if (open my $tf, '<', $trace) {
+            while (my $l = <$tf>) {
+                if ($l =~ /Using Stream ID: (\d+)/) { push @sid, $1 }
+                elsif (!@sid) { next }
+                elsif ($l =~ /^\S+ < HTTP\/2 \d/) { $head[$#sid] = 1 }
+                elsif ($l =~ /GOAWAY, error=-?\d+, last_stream=(\d+)/) {
+                    $goaway[$#sid] = $1 if !defined $goaway[$#sid] || $1 < $goaway[$#sid];
+                }
+            }
+            close $tf;
+        }
         my $keep = sub {
             return 'trace not kept (connect failed)' if $_[0];
             return 'trace not kept (limit)' if $kept >= $KEEP_TRACES || !$CTX->{traces};
@@ -727,14 +746,31 @@ sub k_h2curl {
             if (open my $bf, '<', "$dir/h2c.$i") { local $/; binmode $bf; $body = <$bf> // ''; close $bf }
             my $f = $CTX->{files}{$p[$i]};
             my $e;
-            if ($code eq '000' || !defined $lines[$i]) {
+            # A transfer that ended with an error is a transport failure,
+            # even with a status (a response cut after its head).
+            if ($code eq '000' || !defined $lines[$i] || ($xrc // 0) != 0) {
+                my $got_any = $head[$i] ? 1 : 0;
+                # RFC 9113 6.8: a stream above the last stream id of a
+                # GOAWAY was not processed and may be sent again on a new
+                # connection.  curl 7.88.1 fails the transfer instead
+                # ("Error in the HTTP2 framing layer"), so the harness
+                # retries it, once, as it retries a keep-alive request
+                # whose reused connection was closed before the answer.
+                if (!$retried && !$got_any && defined $goaway[$i]
+                        && $sid[$i] > $goaway[$i]) {
+                    $COUNT{h2_retries}++;
+                    $retried = 1;
+                    @p = @p[$i .. $#p];
+                    unlink $trace;
+                    redo RUN;
+                }
                 my ($errtxt, %seen) = ('');
                 if (open my $ef, '<', $trace) {
                     $errtxt = join ' ', grep { !$seen{$_}++ } map { s/\s+$//r } grep { /^curl: \(\d+\)/ } <$ef>;
                     close $ef;
                 }
                 my $x = ($xrc // 0) || $rc;
-                my $phase = $x == 7 ? 'connect' : $x == 28 ? 'timeout' : 'partial';
+                my $phase = $x == 7 ? 'connect' : $x == 28 ? 'timeout' : $got_any ? 'partial' : 'nobyte';
                 fail(req_t0 => $t0, lport => $lport + 0, conn_t0 => $t0, reused => $i ? 1 : 0,
                     phase => $phase, trace => $failed ? 'see the previous failure' : $keep->($x == 7),
                     err => "$kind transfer " . ($i + 1) . ' of ' . scalar(@p)
@@ -758,6 +794,7 @@ sub k_h2curl {
                 ok();
             }
         }
+      }
         unlink $trace;
         sleep 0.2;
     }

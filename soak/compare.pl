@@ -47,7 +47,8 @@ my @kinds = grep { !/^_/ } union(map { $_->{requests} } @S);
 $out .= table('successful checked requests by kind',
     (map { my $k = $_; [$k, map { $_->{requests}{$k} // 0 } @S] } @kinds),
     ['total', map { my $s = $_; my $n = 0; $n += $s->{requests}{$_} // 0 for @kinds; $n } @S],
-    ['keep-alive / pipeline retries (not failures)', map { $_->{requests}{_retries} // 0 } @S]);
+    ['keep-alive / pipeline retries (not failures)', map { $_->{requests}{_retries} // 0 } @S],
+    ['h2 retries of a stream a GOAWAY refused (not failures)', map { $_->{requests}{_h2_retries} // 0 } @S]);
 
 my @ev = union(map { $_->{events} } @S);
 $out .= table('failures survived',

@@ -652,12 +652,16 @@ sub in { my ($t, $a, $b) = @_; return $t >= $a && $t <= $b }
 # (AH01257); or the old daemon is gone with its socket (it exits on the
 # SIGHUP of a restart) and ENOENT is retried only within 60 s of the
 # scoreboard's restart_time, which httpd sets only when it makes the
-# scoreboard again, after the old children are dealt with (AH02833).
+# scoreboard again, after the old children are dealt with (AH02833); or
+# the request had reached the old daemon, which the parent tells to exit
+# (SIGHUP) at the restart, before it answered with the script's pid
+# (AH10246, connection reset).
 my %CGID_EACCES;
 for my $l (split /\n/, $s->log_text) {
     $CGID_EACCES{$1} = 1
         if $l =~ /\(13\)Permission denied: \[client [^\]]*:(\d+)\] AH01257: .*unable to connect to cgi daemon/
-        || $l =~ /\(2\)No such file or directory: \[client [^\]]*:(\d+)\] AH02833: .*ScriptSock .* does not exist/;
+        || $l =~ /\(2\)No such file or directory: \[client [^\]]*:(\d+)\] AH02833: .*ScriptSock .* does not exist/
+        || $l =~ /\(\d+\)[^:]*: \[client [^\]]*:(\d+)\] AH10246: .*failed reading PID from cgi daemon/;
 }
 
 # Classify one failure of a checked client.
@@ -813,6 +817,7 @@ for my $n (sort keys %COUNTS) {
     }
     else { $REQ{$kind} += $c->{ok} }
     $REQ{_retries} += $c->{retries} // 0;
+    $REQ{_h2_retries} += $c->{h2_retries} // 0;
 }
 $REQ{"$_ (aggregate)"} = $TOOL{$_}{ok} for keys %TOOL;
 
@@ -994,7 +999,8 @@ $md .= "Started $summary->{started}; module `$ENV{EV2_MPM_SO}`; admin event ever
     . "load average at the end $summary->{host}{loadavg}.\n\n";
 $md .= "| requests held (successful, checked) | count |\n|---|---:|\n";
 $md .= "| $_ | $REQ{$_} |\n" for grep { !/^_/ } sort keys %REQ;
-$md .= "| keep-alive retries (reused connection closed before the answer) | $REQ{_retries} |\n\n";
+$md .= "| keep-alive retries (reused connection closed before the answer) | $REQ{_retries} |\n";
+$md .= "| h2 retries (stream above the last stream id of a GOAWAY) | " . ($REQ{_h2_retries} // 0) . " |\n\n";
 $md .= "| admin events | count |\n|---|---:|\n";
 $md .= "| $_ | $ev_count{$_} |\n" for sort keys %ev_count;
 $md .= "| child exits seen (all causes) | " . scalar(@CHILD_EXITS) . " |\n\n";
