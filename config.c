@@ -562,6 +562,14 @@ static void header_timeout_of(ev2_srv_t *sc, server_rec *vs,
     }
 }
 
+/* One server's body wait, as another's. */
+static void body_wait_copy(ev2_srv_t *to, const ev2_srv_t *from)
+{
+    to->body_base_s = from->body_base_s;
+    to->body_max_s = from->body_max_s;
+    to->body_rate = from->body_rate;
+}
+
 /* The body wait of the main server (vs NULL) or of vhost vs, into *sc:
  * with mod_reqtimeout, its RequestReadTimeout body= (a vhost's own, else
  * the main server's, else mod_reqtimeout's default 20,MinRate=500).
@@ -585,9 +593,7 @@ static void body_timeout_of(ev2_srv_t *sc, server_rec *vs,
     else if ((sect = vhost_section(ap_conftree, vs)) == NULL
              || !find_reqtimeout(sect->first_child, "body=", &base, &max,
                                  &rate)) {
-        sc->body_base_s = main_sc->body_base_s;
-        sc->body_max_s = main_sc->body_max_s;
-        sc->body_rate = main_sc->body_rate;
+        body_wait_copy(sc, main_sc);
         return;
     }
     sc->body_base_s = base;
@@ -640,7 +646,12 @@ int ev2_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
         ev2_srv_t *sc = apr_pcalloc(pconf, sizeof(*sc));
 
         header_timeout_of(sc, vs, s, main_src, &async_only);
-        body_timeout_of(sc, vs == s ? NULL : vs, &main_body);
+        if (vs == s) {
+            body_wait_copy(sc, &main_body);     /* read just above */
+        }
+        else {
+            body_timeout_of(sc, vs, &main_body);
+        }
         if (sc->header_base_s != ev2_cfg.header_base_s
             || sc->header_max_s != ev2_cfg.header_max_s
             || sc->header_rate != ev2_cfg.header_rate
