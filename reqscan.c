@@ -50,12 +50,59 @@ static int names_a_version(const char *buf, apr_size_t start, apr_size_t end)
     return n >= 9 && memcmp(p + n - 8, "HTTP/", 5) == 0 && p[n - 9] == ' ';
 }
 
+/* Whether the line buf[pos .. end) (its LF included) holds only spaces
+ * and tabs before its line end. */
+static int is_blank_fold(const char *buf, apr_size_t pos, apr_size_t end)
+{
+    apr_size_t i, n = end - pos - 1;
+
+    if (n > 0 && buf[pos + n - 1] == '\r') {
+        n--;
+    }
+    for (i = 0; i < n; i++) {
+        if (buf[pos + i] != ' ' && buf[pos + i] != '\t') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether the field that starts with the line at pos (ending at end) is
+ * one httpd refuses in every HttpProtocolOptions mode, once it reads the
+ * line after it: no ':' in its first line, nothing before the ':', or
+ * white space in its name. */
+static int is_bad_field(const char *buf, apr_size_t pos, apr_size_t end)
+{
+    const char *colon = memchr(buf + pos, ':', end - pos);
+    apr_size_t i;
+
+    if (!colon || colon == buf + pos) {
+        return 1;
+    }
+    for (i = pos; buf + i < colon; i++) {
+        if (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\v'
+            || buf[i] == '\f' || buf[i] == '\r') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* After a request line ending at pos: complete once an empty line (LF or
  * CRLF alone) ends the header fields; *end is then the offset just past
- * it. */
+ * it.  Complete too, with *end 0, as soon as httpd, reading the lines one
+ * by one, would answer 400 before the end of the header (in any
+ * HttpProtocolOptions mode): a first field line that starts with white
+ * space, a folded line of white space alone, or a field it judges bad
+ * once the next line (not a folded one) is there.  Those lines are all
+ * in, so httpd answers them without waiting for the client, as it does
+ * when a worker reads them as they come. */
 static ev2_scan_e scan_fields(const char *buf, apr_size_t pos, apr_size_t len,
                               apr_size_t *end)
 {
+    apr_size_t field = 0, field_end = 0;    /* the current field's first line */
+    int have_field = 0;
+
     while (pos < len) {
         apr_size_t next;
 
@@ -74,6 +121,21 @@ static ev2_scan_e scan_fields(const char *buf, apr_size_t pos, apr_size_t len,
         }
         if ((next = line_end(buf, pos, len)) == 0) {
             return EV2_SCAN_INCOMPLETE;
+        }
+        if (buf[pos] == ' ' || buf[pos] == '\t') {
+            if (!have_field || is_blank_fold(buf, pos, next)) {
+                *end = 0;
+                return EV2_SCAN_COMPLETE;
+            }
+        }
+        else {
+            if (have_field && is_bad_field(buf, field, field_end)) {
+                *end = 0;
+                return EV2_SCAN_COMPLETE;
+            }
+            field = pos;
+            field_end = next;
+            have_field = 1;
         }
         pos = next;
     }
@@ -302,6 +364,9 @@ static ev2_scan_e scan_http(scan_t *sc, const char *buf, apr_size_t pos,
     }
     if (scan_fields(buf, end, len, &header_end) != EV2_SCAN_COMPLETE) {
         return EV2_SCAN_INCOMPLETE;
+    }
+    if (header_end == 0) {
+        return EV2_SCAN_COMPLETE;       /* httpd answers 400 from here */
     }
     sc->header_len = header_end;
     if (sc->body_max == 0) {

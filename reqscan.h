@@ -13,6 +13,11 @@
  *    skipped, as httpd does);
  *  - a first line without an HTTP/ version (HTTP/0.9 or junk): httpd
  *    answers it from the line alone;
+ *  - header fields that httpd refuses in every HttpProtocolOptions mode
+ *    before the header ends (a first field line that starts with white
+ *    space, a folded line of white space alone, a field with no ':' or
+ *    no name or white space in its name once the next unfolded line is
+ *    in): httpd answers 400 from the lines already there;
  *  - the HTTP/2 connection preface (24 bytes; it contains an empty line at
  *    byte 18, so it is recognised by its prefix, not by the empty line);
  *  - a TLS record (a ClientHello): its 5-byte header and the length it

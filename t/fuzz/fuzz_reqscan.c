@@ -104,9 +104,38 @@ static int ends_in_version(const unsigned char *line, size_t len)
            && line[len - 5] == 'P' && line[len - 4] == '/';
 }
 
+/* A line (without its line end) of spaces and tabs only. */
+static int only_blanks(const unsigned char *l, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (l[i] != ' ' && l[i] != '\t') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The first line of a field (without its line end) that httpd refuses
+ * whatever its mode. */
+static int refused_field(const unsigned char *l, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < len && l[i] != ':'; i++) {
+        if (l[i] == ' ' || l[i] == '\t' || l[i] == '\v' || l[i] == '\f'
+            || l[i] == '\r') {
+            return 1;
+        }
+    }
+    return i == len || i == 0;
+}
+
 static ev2_scan_e reference(const unsigned char *b, size_t n)
 {
-    size_t start = 0, line, clen;
+    size_t start = 0, line, clen, field = 0, field_len = 0;
+    int have_field = 0;
 
     /* Empty lines before the request line are skipped. */
     do {
@@ -118,13 +147,34 @@ static ev2_scan_e reference(const unsigned char *b, size_t n)
     if (!ends_in_version(b + line, clen)) {
         return EV2_SCAN_COMPLETE;       /* HTTP/0.9 or junk */
     }
-    /* Field lines up to an empty one. */
-    do {
+    /* Field lines up to an empty one.  httpd answers 400 before it, in
+     * any HttpProtocolOptions mode, at a first field line that begins
+     * with white space, at a folded line of nothing but white space, and
+     * at a field it refuses when it reads the next unfolded line: no ':'
+     * in the field's first line, nothing before the ':', or white space
+     * in the name. */
+    for (;;) {
+        line = start;
         if (!next_line(b, n, &start, &clen)) {
             return EV2_SCAN_INCOMPLETE;
         }
-    } while (clen != 0);
-    return EV2_SCAN_COMPLETE;
+        if (clen == 0) {
+            return EV2_SCAN_COMPLETE;
+        }
+        if (b[line] == ' ' || b[line] == '\t') {
+            if (!have_field || only_blanks(b + line, clen)) {
+                return EV2_SCAN_COMPLETE;
+            }
+        }
+        else {
+            if (have_field && refused_field(b + field, field_len)) {
+                return EV2_SCAN_COMPLETE;
+            }
+            field = line;
+            field_len = clen;
+            have_field = 1;
+        }
+    }
 }
 
 /* ---- helpers ---- */

@@ -634,6 +634,39 @@ static void hundred_fields(void)
     free(buf);
 }
 
+/* httpd answers these with 400 from the lines already in, before the
+ * end of the header, in every HttpProtocolOptions mode: waiting for the
+ * rest would answer them later than stock does. */
+static void refused_fields_complete_early(void)
+{
+    /* a field without ':', once the next line is in */
+    PREFIXES(LIT("GET / HTTP/1.1\r\nHost: a\r\nbad line\r\nX: y\r\nmore"),
+             sizeof("GET / HTTP/1.1\r\nHost: a\r\nbad line\r\nX: y\r\n") - 1);
+    /* no name, white space in the name */
+    PREFIXES(LIT("GET / HTTP/1.1\r\n: v\r\nX: y\r\n"),
+             sizeof("GET / HTTP/1.1\r\n: v\r\nX: y\r\n") - 1);
+    PREFIXES(LIT("GET / HTTP/1.1\r\nA b: v\nX: y\n"),
+             sizeof("GET / HTTP/1.1\r\nA b: v\nX: y\n") - 1);
+    PREFIXES(LIT("GET / HTTP/1.1\r\nA : v\r\nX: y\r\n"),
+             sizeof("GET / HTTP/1.1\r\nA : v\r\nX: y\r\n") - 1);
+    /* the first field line folded, a folded line of blanks alone */
+    PREFIXES(LIT("GET / HTTP/1.1\r\n folded\r\nX"),
+             sizeof("GET / HTTP/1.1\r\n folded\r\n") - 1);
+    PREFIXES(LIT("GET / HTTP/1.1\r\nA: b\r\n \t \r\nX"),
+             sizeof("GET / HTTP/1.1\r\nA: b\r\n \t \r\n") - 1);
+    /* a field is judged only once the next unfolded line is in: its
+     * fold may still come (and a good field is never refused) */
+    is(scan(LIT("GET / HTTP/1.1\r\nbad line\r\n")), EV2_SCAN_INCOMPLETE);
+    is(scan(LIT("GET / HTTP/1.1\r\nbad line\r\n more\r\n")),
+       EV2_SCAN_INCOMPLETE);
+    is(scan(LIT("GET / HTTP/1.1\r\nbad line\r\n more\r\nX: y\r\n")),
+       EV2_SCAN_COMPLETE);
+    is(scan(LIT("GET / HTTP/1.1\r\nA: b\r\n c\r\nX: y\r\n")),
+       EV2_SCAN_INCOMPLETE);
+    is(scan(LIT("GET / HTTP/1.1\r\nA:b\r\nB;c: d\r\nX")),
+       EV2_SCAN_INCOMPLETE);
+}
+
 static void empty_buffer(void)
 {
     is(scan(NULL, 0), EV2_SCAN_INCOMPLETE);
@@ -668,6 +701,7 @@ static const tap_test_t tests[] = {
     TAP_TEST(field_of_8190_bytes),
     TAP_TEST(hundred_fields),
     TAP_TEST(empty_buffer),
+    TAP_TEST(refused_fields_complete_early),
     TAP_TEST(content_length_waits_for_body),
     TAP_TEST(content_length_zero_and_none),
     TAP_TEST(content_length_case_and_spaces),
