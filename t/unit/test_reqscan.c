@@ -639,21 +639,28 @@ static void hundred_fields(void)
  * rest would answer them later than stock does. */
 static void refused_fields_complete_early(void)
 {
-    /* a field without ':', once the next line is in */
-    PREFIXES(LIT("GET / HTTP/1.1\r\nHost: a\r\nbad line\r\nX: y\r\nmore"),
-             sizeof("GET / HTTP/1.1\r\nHost: a\r\nbad line\r\nX: y\r\n") - 1);
-    /* no name, white space in the name */
-    PREFIXES(LIT("GET / HTTP/1.1\r\n: v\r\nX: y\r\n"),
-             sizeof("GET / HTTP/1.1\r\n: v\r\nX: y\r\n") - 1);
-    PREFIXES(LIT("GET / HTTP/1.1\r\nA b: v\nX: y\n"),
-             sizeof("GET / HTTP/1.1\r\nA b: v\nX: y\n") - 1);
-    PREFIXES(LIT("GET / HTTP/1.1\r\nA : v\r\nX: y\r\n"),
-             sizeof("GET / HTTP/1.1\r\nA : v\r\nX: y\r\n") - 1);
-    /* the first field line folded, a folded line of blanks alone */
-    PREFIXES(LIT("GET / HTTP/1.1\r\n folded\r\nX"),
-             sizeof("GET / HTTP/1.1\r\n folded\r\n") - 1);
-    PREFIXES(LIT("GET / HTTP/1.1\r\nA: b\r\n \t \r\nX"),
-             sizeof("GET / HTTP/1.1\r\nA: b\r\n \t \r\n") - 1);
+    /* Each request, and the prefix of it at which it is complete. */
+    static const char *const cases[][2] = {
+        /* a field without ':', once the next line is in */
+        { "GET / HTTP/1.1\r\nHost: a\r\nbad line\r\nX: y\r\nmore",
+          "GET / HTTP/1.1\r\nHost: a\r\nbad line\r\nX: y\r\n" },
+        /* no name, white space in the name */
+        { "GET / HTTP/1.1\r\n: v\r\nX: y\r\n", NULL },
+        { "GET / HTTP/1.1\r\nA b: v\nX: y\n", NULL },
+        { "GET / HTTP/1.1\r\nA : v\r\nX: y\r\n", NULL },
+        /* the first field line folded, a folded line of blanks alone */
+        { "GET / HTTP/1.1\r\n folded\r\nX",
+          "GET / HTTP/1.1\r\n folded\r\n" },
+        { "GET / HTTP/1.1\r\nA: b\r\n \t \r\nX",
+          "GET / HTTP/1.1\r\nA: b\r\n \t \r\n" },
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *at = cases[i][1] ? cases[i][1] : cases[i][0];
+
+        PREFIXES(cases[i][0], strlen(cases[i][0]), strlen(at));
+    }
     /* a field is judged only once the next unfolded line is in: its
      * fold may still come (and a good field is never refused) */
     is(scan(LIT("GET / HTTP/1.1\r\nbad line\r\n")), EV2_SCAN_INCOMPLETE);
